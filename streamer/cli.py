@@ -1,0 +1,263 @@
+"""The ``streamer`` command: load settings once, build the app, run until SIGTERM.
+
+Subcommands:
+
+``run``           a worker of the consumer group, until SIGTERM/SIGINT
+``demo``          embedded broker + drifting stream + worker, with live progress
+``produce``       replay a River dataset, CSV or JSONL file into a topic
+``check-config``  print the effective settings, secrets masked
+
+Exit status: 0 on a clean stop, 2 for a configuration error (the message names the setting),
+1 for any other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+import orjson
+
+from streamer.errors import ConfigError, StreamerError
+from streamer.settings import Settings, load_settings, masked
+
+__all__ = ["main"]
+
+log = logging.getLogger("streamer")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="streamer",
+        description="Streaming drift monitor and online learner: Kafka in, River models, "
+        "Prometheus out.",
+    )
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING… (default INFO)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_config(sp: argparse.ArgumentParser, required: bool = False) -> None:
+        # Also accepted after the subcommand, where people tend to type it.
+        sp.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        sp.add_argument(
+            "-c",
+            "--config",
+            required=required,
+            help="settings file (TOML); STREAMER_* environment variables override it",
+        )
+
+    run = sub.add_parser("run", help="run a worker until SIGTERM or SIGINT")
+    with_config(run)
+    run.add_argument("--max-events", type=int, help="stop after this many records")
+
+    demo = sub.add_parser("demo", help="the whole loop on an embedded broker and a drifting stream")
+    with_config(demo)
+    demo.add_argument("--events", type=int, help="stop after this many events (default: Ctrl-C)")
+    demo.add_argument("--rate", type=float, default=2000.0, help="events/s produced (0: unlimited)")
+    demo.add_argument(
+        "--stream", default="sea", choices=["sea", "agrawal", "stagger", "hyperplane"]
+    )
+    demo.add_argument(
+        "--drift-every", type=int, default=10_000, help="events between concept switches"
+    )
+    demo.add_argument(
+        "--bad-every", type=int, default=5_000, help="every Nth record is malformed (0: none)"
+    )
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--partitions", type=int, default=1, help="partitions of the events topic")
+    demo.add_argument("--port", type=int, help="metrics port (default prometheus.port)")
+
+    prod = sub.add_parser("produce", help="replay a dataset or file into a topic")
+    with_config(prod)
+    src = prod.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--dataset", help="River dataset: Phishing, Bananas, TrumpApproval, synth.SEA…"
+    )
+    src.add_argument("--csv", help="CSV file with a header line")
+    src.add_argument("--jsonl", help="file with one JSON object per line")
+    prod.add_argument("--topic", help="target topic (default topics.events)")
+    prod.add_argument("--bootstrap-servers", help="default kafka.bootstrap_servers")
+    prod.add_argument("--format", choices=["json", "avro"], default="json")
+    prod.add_argument("--schema", help=".avsc file (Avro)")
+    prod.add_argument("--schema-id", type=int, help="write the Confluent wire format with this id")
+    prod.add_argument(
+        "--rate", type=float, help="records per second (default: as fast as possible)"
+    )
+    prod.add_argument("--limit", type=int, help="stop after this many records")
+    prod.add_argument("--id-field", default="id")
+    prod.add_argument("--label-field", default="label", help="label field for --dataset rows")
+    prod.add_argument("--key-field", help="field whose value is the record key (default: id)")
+    prod.add_argument("--create-topic", action="store_true", help="create the topic if missing")
+    prod.add_argument("--partitions", type=int, default=1, help="partitions for --create-topic")
+
+    check = sub.add_parser("check-config", help="print the effective settings, secrets masked")
+    with_config(check)
+    return p
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    return load_settings(args.config, overrides=overrides or None)
+
+
+def _stop_on_signals(stop: Any) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("%s: finishing the batch in progress, then stopping", signal.Signals(signum).name)
+        stop()
+        # A second Ctrl-C stops at once.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from streamer.metrics import MetricsServer
+    from streamer.worker import Worker
+
+    settings = _settings(args)
+    worker = Worker(settings)
+    created = worker.provision_topics()
+    if created:
+        log.info("created topics %s", created)
+    server = None
+    if settings.prometheus.port:
+        server = _metrics_server(MetricsServer, worker, settings)
+    _stop_on_signals(worker.stop)
+    try:
+        worker.run(max_events=args.max_events)
+    finally:
+        if server is not None:
+            server.close()
+    return 0
+
+
+def _metrics_server(cls: Any, worker: Any, settings: Settings) -> Any:
+    try:
+        return cls(
+            worker.metrics.registry, host=settings.prometheus.host, port=settings.prometheus.port
+        )
+    except OSError as exc:
+        raise ConfigError(
+            "prometheus.port",
+            f"cannot serve metrics on {settings.prometheus.host}:"
+            f"{settings.prometheus.port}: {exc.strerror} (set another port, or 0 to disable)",
+        ) from exc
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from streamer.demo import run_demo
+
+    overrides: dict[str, Any] = {}
+    if args.port is not None:
+        overrides["prometheus"] = {"port": args.port}
+    settings = _settings(args, **overrides)
+    # Probe the port first, so that a busy one is a clear error before anything starts.
+    if settings.prometheus.port:
+        import socket
+
+        with socket.socket() as s:
+            try:
+                s.bind((settings.prometheus.host, settings.prometheus.port))
+            except OSError as exc:
+                raise ConfigError(
+                    "prometheus.port",
+                    f"port {settings.prometheus.port} is busy ({exc.strerror}); "
+                    "pass --port N, or --port 0 to disable /metrics",
+                ) from exc
+    stopper: list[Any] = []
+    _stop_on_signals(lambda: stopper and stopper[0]())
+    run_demo(
+        settings,
+        events=args.events,
+        rate=args.rate or None,
+        stream=args.stream,
+        drift_every=args.drift_every,
+        bad_every=args.bad_every,
+        seed=args.seed,
+        partitions=args.partitions,
+        worker_hook=lambda w: stopper.append(w.stop),
+    )
+    return 0
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from streamer import kafka
+    from streamer.decode import AvroEncoder, Encoder, JsonEncoder, load_schema
+    from streamer.produce import dataset_rows, file_rows, produce_rows
+
+    overrides = (
+        {"kafka": {"bootstrap_servers": args.bootstrap_servers}} if args.bootstrap_servers else {}
+    )
+    settings = _settings(args, **overrides)
+    topic = args.topic or settings.topics.events
+    encoder: Encoder
+    if args.format == "avro":
+        if not args.schema:
+            raise ConfigError("--schema", "Avro output needs an .avsc file")
+        encoder = AvroEncoder(load_schema(args.schema, setting="--schema"), args.schema_id)
+    else:
+        encoder = JsonEncoder()
+    if args.dataset:
+        rows = dataset_rows(args.dataset, id_field=args.id_field, label_field=args.label_field)
+    else:
+        rows = file_rows(args.csv or args.jsonl)
+    if args.create_topic:
+        kafka.ensure_topics(
+            kafka.make_admin(settings.kafka),
+            [topic],
+            partitions=args.partitions,
+            replication_factor=settings.topics.replication_factor,
+        )
+    sink = kafka.KafkaSink(kafka.make_producer(settings.kafka))
+    stop: list[bool] = []
+    _stop_on_signals(lambda: stop.append(True))
+    n = produce_rows(
+        rows,
+        sink,
+        topic,
+        encoder,
+        id_field=args.id_field,
+        key_field=args.key_field,
+        rate=args.rate,
+        limit=args.limit,
+        should_stop=lambda: bool(stop),
+    )
+    sink.flush()
+    print(f"produced {n} records to {topic}", file=sys.stderr)
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    # Build what a worker would build, so that check-config finds what `run` would refuse.
+    from streamer.worker import Worker
+
+    Worker(settings)
+    sys.stdout.write(orjson.dumps(masked(settings), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    commands = {"run": _run, "demo": _demo, "produce": _produce, "check-config": _check_config}
+    try:
+        return commands[args.command](args)
+    except ConfigError as exc:
+        print(f"streamer: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except StreamerError as exc:
+        print(f"streamer: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Model specs to River estimators: presets by name, or any ``module:factory``.
+
+A preset builds a standard River pipeline, seeded, so that two workers given the same settings
+build identical models. When categorical features are configured, numbers are scaled and
+categories one-hot encoded side by side before the learner.
+
+Examples
+--------
+>>> m = build_model("logistic_regression", seed=1)
+>>> list(m.steps), task_of(m)
+(['StandardScaler', 'LogisticRegression'], 'classification')
+>>> list(build_model("linear_regression", categorical=True).steps)
+['TransformerUnion', 'LinearRegression']
+>>> build_model("no_such_model")
+Traceback (most recent call last):
+...
+streamer.errors.ConfigError: model.preset: unknown preset 'no_such_model'; presets: ...
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from river import base, compose, linear_model, preprocessing, tree
+
+from streamer.errors import ConfigError
+
+__all__ = ["PRESETS", "build_model", "task_of"]
+
+
+def _encode(learner: base.Estimator, *, scale: bool, categorical: bool) -> Any:
+    numeric: Any = preprocessing.StandardScaler() if scale else None
+    if not categorical:
+        return learner if numeric is None else numeric | learner
+    numbers_branch = compose.SelectType(numbers.Number)
+    if numeric is not None:
+        numbers_branch = numbers_branch | numeric
+    return (numbers_branch + (compose.SelectType(str) | preprocessing.OneHotEncoder())) | learner
+
+
+def _logistic(seed: int, categorical: bool, **params: Any) -> Any:
+    return _encode(linear_model.LogisticRegression(**params), scale=True, categorical=categorical)
+
+
+def _softmax(seed: int, categorical: bool, **params: Any) -> Any:
+    return _encode(linear_model.SoftmaxRegression(**params), scale=True, categorical=categorical)
+
+
+def _hoeffding(seed: int, categorical: bool, **params: Any) -> Any:
+    # Trees split on raw values and handle categories natively: no scaling, no one-hot.
+    return tree.HoeffdingAdaptiveTreeClassifier(seed=seed, **params)
+
+
+def _linear_regression(seed: int, categorical: bool, **params: Any) -> Any:
+    return _encode(linear_model.LinearRegression(**params), scale=True, categorical=categorical)
+
+
+def _hoeffding_regressor(seed: int, categorical: bool, **params: Any) -> Any:
+    return tree.HoeffdingAdaptiveTreeRegressor(seed=seed, **params)
+
+
+#: Preset name -> (builder, description).
+PRESETS: dict[str, tuple[Callable[..., Any], str]] = {
+    "logistic_regression": (_logistic, "StandardScaler | LogisticRegression (binary)"),
+    "softmax_regression": (_softmax, "StandardScaler | SoftmaxRegression (multi-class)"),
+    "hoeffding_tree": (_hoeffding, "HoeffdingAdaptiveTreeClassifier"),
+    "linear_regression": (_linear_regression, "StandardScaler | LinearRegression"),
+    "hoeffding_tree_regressor": (_hoeffding_regressor, "HoeffdingAdaptiveTreeRegressor"),
+}
+
+
+def _factory(path: str) -> Callable[..., Any]:
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError("model.preset", f"cannot import {module_name!r}: {exc}") from exc
+    try:
+        factory = getattr(module, attr)
+    except AttributeError:
+        raise ConfigError("model.preset", f"{module_name!r} has no attribute {attr!r}") from None
+    if not callable(factory):
+        raise ConfigError("model.preset", f"{path!r} is not callable")
+    return factory  # type: ignore[no-any-return]
+
+
+def build_model(
+    preset: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    seed: int = 42,
+    categorical: bool = False,
+) -> Any:
+    """Build a fresh, seeded River estimator.
+
+    Parameters
+    ----------
+    preset
+        A key of :data:`PRESETS`, or ``package.module:factory``. A factory is called with
+        ``params`` as keyword arguments, plus ``seed`` when it accepts one, and must return a
+        River classifier or regressor.
+    params
+        Keyword arguments for the preset's learner or the factory.
+    seed
+        Seed for models with randomness.
+    categorical
+        Some features are categories: presets add one-hot encoding for them.
+    """
+    params = dict(params or {})
+    try:
+        if ":" in preset:
+            factory = _factory(preset)
+            accepts = inspect.signature(factory).parameters
+            if "seed" in accepts or any(p.kind is p.VAR_KEYWORD for p in accepts.values()):
+                params.setdefault("seed", seed)
+            model = factory(**params)
+        elif preset in PRESETS:
+            model = PRESETS[preset][0](seed, categorical, **params)
+        else:
+            raise ConfigError(
+                "model.preset",
+                f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}, or module:factory",
+            )
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            "model.params", f"building {preset!r} with {params} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    task_of(model, setting="model.preset")
+    return model
+
+
+def task_of(model: Any, *, setting: str = "model") -> str:
+    """``classification`` or ``regression``; anything else is a :class:`ConfigError`."""
+    if isinstance(model, base.Classifier):
+        return "classification"
+    if isinstance(model, base.Regressor):
+        return "regression"
+    raise ConfigError(
+        setting, f"expected a River classifier or regressor, got {type(model).__name__}"
+    )

@@ -1,0 +1,376 @@
+"""Settings: one frozen, validated tree, built once at start-up.
+
+Sources, later ones win:
+
+1. defaults (this module);
+2. a TOML file (``streamer run -c streamer.toml``);
+3. environment variables ``STREAMER_<SECTION>__<KEY>``, e.g. ``STREAMER_KAFKA__BOOTSTRAP_SERVERS``
+   or ``STREAMER_WORKER__BATCH_SIZE=1000``. Double underscores separate levels. Under
+   ``kafka.client``, ``kafka.consumer`` and ``kafka.producer`` (librdkafka properties, which
+   use dots) single underscores become dots: ``STREAMER_KAFKA__CLIENT__SASL_PASSWORD`` sets
+   ``sasl.password``. A value that starts with ``[`` or ``{`` is read as JSON.
+
+Any problem raises :class:`~streamer.errors.ConfigError` naming the setting (and the
+environment variable, when one set it) and what it accepts.
+
+Examples
+--------
+>>> s = load_settings(env={"STREAMER_WORKER__BATCH_SIZE": "250"})
+>>> s.worker.batch_size, s.kafka.group_id
+(250, 'streamer')
+>>> load_settings(env={"STREAMER_WORKER__BATCH_SIZE": "zero"})
+Traceback (most recent call last):
+...
+streamer.errors.ConfigError: worker.batch_size (from STREAMER_WORKER__BATCH_SIZE): Input should be
+a valid integer, unable to parse string as an integer (got 'zero')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from streamer.errors import ConfigError
+
+__all__ = [
+    "DriftSettings",
+    "EvaluationSettings",
+    "FieldSettings",
+    "InputSettings",
+    "KafkaSettings",
+    "ModelSettings",
+    "OutputSettings",
+    "PrometheusSettings",
+    "Settings",
+    "TopicSettings",
+    "WorkerSettings",
+    "load_settings",
+    "masked",
+]
+
+ENV_PREFIX = "STREAMER_"
+# librdkafka property maps: their keys use dots, so env keys map "_" to ".".
+_CLIENT_MAPS = {("kafka", "client"), ("kafka", "consumer"), ("kafka", "producer")}
+_SECRET = re.compile(r"password|secret|token|credential|\.pem$|hmac|signing", re.IGNORECASE)
+
+
+class _Section(BaseModel):
+    # Frozen so that a stage cannot change a setting behind the others' backs; extra="forbid"
+    # so that a typo in the file is an error, not a silently ignored line.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Section):
+    """Where the cluster is and how to talk to it."""
+
+    bootstrap_servers: str = ""
+    """Comma-separated host:port list. Empty means the embedded broker (``streamer demo``)."""
+    group_id: str = "streamer"
+    client: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    """librdkafka properties for every client (security goes here: ``security.protocol``,
+    ``sasl.mechanism``, ``sasl.username``, ``sasl.password``, ``ssl.ca.location``…)."""
+    consumer: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    """Extra librdkafka properties for the consumer only (``session.timeout.ms``…)."""
+    producer: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    """Extra librdkafka properties for the producer only (``linger.ms``, ``compression.type``…)."""
+
+    @field_validator("client", "consumer", "producer")
+    @classmethod
+    def _no_managed_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
+        managed = {
+            "bootstrap.servers",
+            "group.id",
+            "enable.auto.commit",
+            "enable.auto.offset.store",
+        }
+        bad = sorted(managed & set(v))
+        if bad:
+            raise ValueError(
+                f"{', '.join(bad)} is managed by streamer: use kafka.bootstrap_servers and "
+                "kafka.group_id; offsets are always committed by the worker after delivery"
+            )
+        return v
+
+
+class TopicSettings(_Section):
+    """Topic names, and how to create them when missing."""
+
+    events: str = "events"
+    predictions: str = "predictions"
+    dead_letters: str = "events.dead-letters"
+    drift_events: str = "drift-events"
+    create: bool = True
+    """Create missing topics at start-up (never alters existing ones)."""
+    partitions: int = Field(3, ge=1)
+    replication_factor: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> TopicSettings:
+        names = [self.events, self.predictions, self.dead_letters, self.drift_events]
+        for n in names:
+            if not n:
+                raise ValueError("topic names must not be empty")
+        if len(set(names)) != len(names):
+            raise ValueError(f"topics must be distinct, got {names}")
+        return self
+
+
+class AvroSettings(_Section):
+    schema_file: str = Field("", alias="schema")
+    """The .avsc of plain (schemaless) payloads."""
+    framing: Literal["auto", "plain", "confluent"] = "auto"
+    """``confluent``: magic byte 0 + 4-byte schema id; ``plain``: bare Avro binary; ``auto``:
+    Confluent framing when the payload starts with 0 and a known id, plain otherwise."""
+    schema_ids: dict[int, str] = Field(default_factory=dict)
+    """Confluent schema id -> local .avsc file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class InputSettings(_Section):
+    format: Literal["json", "avro"] = "json"
+    max_record_bytes: int = Field(1_048_576, ge=1)
+    """Records with a larger value go to the dead-letter topic (reason ``oversized``)."""
+    avro: AvroSettings = Field(default_factory=AvroSettings)
+
+
+class FieldSettings(_Section):
+    """How a decoded record maps onto an event."""
+
+    id: str = "id"
+    """Field holding the event id (required in every record)."""
+    time: str = ""
+    """Field holding the event time (epoch seconds or milliseconds, or ISO-8601). Empty: the
+    Kafka record timestamp."""
+    time_unit: Literal["s", "ms"] = "s"
+    label: str = "label"
+    """Field holding the label, when the event carries it. Empty: events never carry labels."""
+    features: list[str] = Field(default_factory=list)
+    """Feature names. Empty: every field but id, time and label."""
+    categorical: list[str] = Field(default_factory=list)
+    """Features whose values are categories (strings); the others are numbers."""
+    optional: list[str] = Field(default_factory=list)
+    """Features that may be missing or null; any other listed feature is required."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FieldSettings:
+        if not self.id:
+            raise ValueError("fields.id must name the event id field")
+        reserved = {self.id, self.time, self.label} - {""}
+        clash = sorted(reserved & set(self.features))
+        if clash:
+            raise ValueError(f"features {clash} are also the id, time or label field")
+        if self.features:
+            unknown = sorted((set(self.categorical) | set(self.optional)) - set(self.features))
+            if unknown:
+                raise ValueError(f"categorical/optional names {unknown} are not in fields.features")
+        return self
+
+
+class ModelSettings(_Section):
+    name: str = "champion"
+    """Model name carried by predictions (and, later, model updates)."""
+    preset: str = "logistic_regression"
+    """A preset name (see ``streamer.models.PRESETS``) or ``package.module:factory``."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments for the preset or factory."""
+    seed: int = 42
+
+
+class EvaluationSettings(_Section):
+    """Prequential (test-then-train) metrics, kept per partition."""
+
+    metrics: list[str] = Field(default_factory=list)
+    """River metric class names. Empty: Accuracy, F1, LogLoss for classifiers (binary; use
+    MacroF1 and CrossEntropy for multi-class), MAE and RMSE for regressors."""
+    window: int = Field(1000, ge=1)
+    """Size of the rolling window, in labelled events."""
+    positive_label: str | int | bool = True
+    """Positive class for binary metrics such as F1."""
+
+
+class DriftSettings(_Section):
+    """Drift monitoring (filled in by the drift stage)."""
+
+    enabled: bool = True
+
+
+class WorkerSettings(_Section):
+    batch_size: int = Field(500, ge=1, le=100_000)
+    """Most records taken per consume call; outputs and offsets are committed per batch."""
+    poll_timeout: float = Field(0.2, gt=0, le=60)
+    """Seconds a consume call waits for a full batch on a quiet topic."""
+    shutdown_timeout: float = Field(30.0, gt=0)
+    """Seconds to wait for outputs to be delivered on shutdown."""
+
+
+class OutputSettings(_Section):
+    format: Literal["json", "avro"] = "json"
+    """Encoding of predictions: JSON, or Avro with schemas/prediction.avsc."""
+
+
+class PrometheusSettings(_Section):
+    port: int = Field(8000, ge=0, le=65535)
+    """Port of the /metrics endpoint; 0 disables it."""
+    host: str = "0.0.0.0"
+
+
+class Settings(_Section):
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    input: InputSettings = Field(default_factory=InputSettings)
+    fields: FieldSettings = Field(default_factory=FieldSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    output: OutputSettings = Field(default_factory=OutputSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+
+    # The file the settings came from; relative paths in it are resolved against its folder.
+    source: str = ""
+
+    def resolve_path(self, path: str) -> Path:
+        """A path from the settings, relative to the settings file's folder."""
+        p = Path(path)
+        if p.is_absolute() or not self.source:
+            return p
+        return Path(self.source).parent / p
+
+    def digest(self) -> str:
+        """SHA-256 of the effective settings, secrets included: it identifies a configuration."""
+        data = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return hashlib.sha256(data.encode()).hexdigest()
+
+
+def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    tree: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+    for name, raw in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        if any(not p for p in parts):
+            raise ConfigError(name, "empty level in environment variable name")
+        if len(parts) == 3 and (parts[0], parts[1]) in _CLIENT_MAPS:
+            parts[2] = parts[2].replace("_", ".")
+        value: Any = raw
+        if raw[:1] in "[{":
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(name, f"looks like JSON but does not parse: {exc}") from exc
+        node = tree
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(name, "conflicts with another STREAMER_ variable")
+        node[parts[-1]] = value
+        origin[tuple(parts)] = name
+    return tree, origin
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _setting_name(loc: tuple[str | int, ...], origin: Mapping[tuple[str, ...], str]) -> str:
+    # pydantic's loc may end in the function name of a model validator; drop non-field parts.
+    parts = [str(p) for p in loc]
+    name = ".".join(parts) or "settings"
+    for n in range(len(parts), 0, -1):
+        env = origin.get(tuple(parts[:n]))
+        if env:
+            return f"{name} (from {env})"
+    below = sorted(v for k, v in origin.items() if k[: len(parts)] == tuple(parts))
+    return f"{name} (from {below[0]})" if below else name
+
+
+def _accepted(loc: tuple[str | int, ...]) -> list[str]:
+    """The setting names accepted beside the unknown one at ``loc``."""
+    model: Any = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if isinstance(model, type) else None
+        model = field.annotation if field is not None else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    return sorted((f.alias or n) for n, f in model.model_fields.items() if n != "source")
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings tree from defaults, a TOML file, the environment and overrides.
+
+    Parameters
+    ----------
+    path
+        TOML file; None for defaults only.
+    env
+        Environment to read ``STREAMER_*`` variables from (default: ``os.environ``).
+    overrides
+        A nested dict applied last (command-line options use it).
+    """
+    data: dict[str, Any] = {}
+    source = ""
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise ConfigError("--config", f"settings file {str(p)!r} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("--config", f"{p} is not valid TOML: {exc}") from exc
+        source = str(p.resolve())
+    env_tree, origin = _env_overrides(os.environ if env is None else env)
+    data = _merge(data, env_tree)
+    if overrides:
+        data = _merge(data, overrides)
+    data["source"] = source
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"] if not str(p).startswith("_"))
+        got = err.get("input")
+        shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown setting; accepted here: {', '.join(_accepted(loc))}"
+            shown = ""
+        more = f" [and {len(exc.errors()) - 1} more]" if len(exc.errors()) > 1 else ""
+        raise ConfigError(_setting_name(loc, origin), f"{msg}{shown}{more}") from exc
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data, with every secret-looking value replaced by ``******``."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: ("******" if _SECRET.search(str(k)) and v not in ("", None) else walk(v))
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    result: dict[str, Any] = walk(settings.model_dump(mode="json", by_alias=True))
+    return result

@@ -1,0 +1,179 @@
+"""Helpers for tests of streamer and of code built on it: fake records and event factories.
+
+They ship inside the package (as Bytewax does) so that most tests are short in-memory flows and
+users can test their own model factories the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import orjson
+
+from streamer.records import Event, Headers
+
+__all__ = ["FakeRecord", "ListSink", "events_from", "json_records", "read_topic", "wait_for"]
+
+
+class FakeRecord:
+    """Stands in for a consumed confluent-kafka ``Message`` in unit tests."""
+
+    __slots__ = ("_headers", "_key", "_offset", "_partition", "_timestamp", "_topic", "_value")
+
+    def __init__(
+        self,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        topic: str = "events",
+        partition: int = 0,
+        offset: int = 0,
+        timestamp_ms: int = 0,
+        headers: Headers | None = None,
+    ) -> None:
+        self._value = value
+        self._key = key
+        self._topic = topic
+        self._partition = partition
+        self._offset = offset
+        self._timestamp = timestamp_ms
+        self._headers = headers
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def headers(self) -> Headers | None:
+        return self._headers
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self._timestamp)
+
+    def error(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "FakeRecord(...)"
+
+
+def json_records(
+    rows: Iterable[Mapping[str, Any]], *, topic: str = "events", partition: int = 0, start: int = 0
+) -> Iterator[FakeRecord]:
+    """JSON-encode rows into consecutive fake records of one partition."""
+    for i, row in enumerate(rows, start):
+        yield FakeRecord(
+            orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS),
+            key=str(row.get("id", i)).encode(),
+            topic=topic,
+            partition=partition,
+            offset=i,
+            timestamp_ms=1_700_000_000_000 + i,
+        )
+
+
+def events_from(
+    dataset: Iterable[tuple[dict[str, Any], Any]], *, partition: int = 0, start: int = 0
+) -> Iterator[Event]:
+    """Events straight from ``(x, y)`` pairs (a River dataset), skipping decode and validate."""
+    for i, (x, y) in enumerate(dataset, start):
+        yield Event(str(i), x, y, 0.0, i, FakeRecord(None, partition=partition, offset=i))
+
+
+class ListSink:
+    """A :class:`streamer.outputs.Sink` that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, bytes, bytes | None, Headers | None]] = []
+
+    def produce(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: Headers | None = None
+    ) -> None:
+        self.records.append((topic, value, key, headers))
+
+    def on(self, topic: str) -> list[tuple[str, bytes, bytes | None, Headers | None]]:
+        return [r for r in self.records if r[0] == topic]
+
+
+def wait_for(
+    condition: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+def read_topic(kafka_settings: Any, topic: str, count: int, *, timeout: float = 60.0) -> list[Any]:
+    """Read ``count`` records from the start of ``topic`` (all partitions), or fail on timeout.
+
+    Counts records rather than trusting high watermarks, which some Kafka-compatible brokers
+    report low.
+    """
+    from streamer import kafka
+
+    consumer = kafka.make_reader(kafka_settings, topic)
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"read {len(out)} of {count} records from {topic!r} in {timeout}s"
+                )
+            for m in consumer.consume(min(count - len(out), 1000), 0.2):
+                if m.error() is None:
+                    out.append(m)
+    finally:
+        consumer.close()
+    return out
+
+
+def fragile_classifier(
+    raise_on_predict: str = "boom", raise_on_learn: str = "bang", seed: int = 0
+) -> Any:
+    """A logistic regression that raises when a trigger feature is set (non-zero).
+
+    Numbers are scaled and string categories one-hot encoded, as the preset does.
+
+    For testing the dead-letter path of model errors: use it as
+    ``model.preset = "streamer.testing:fragile_classifier"``.
+    """
+    from river import base
+
+    from streamer.models import build_model
+
+    class Fragile(base.Classifier):
+        def __init__(self) -> None:
+            self.inner = build_model("logistic_regression", seed=seed, categorical=True)
+
+        def learn_one(self, x: dict[str, Any], y: Any) -> None:
+            if x.get(raise_on_learn):
+                raise ValueError(f"cannot learn with {raise_on_learn}={x[raise_on_learn]}")
+            self.inner.learn_one(x, y)
+
+        def predict_proba_one(self, x: dict[str, Any]) -> dict[Any, float]:
+            if x.get(raise_on_predict):
+                raise ZeroDivisionError(
+                    f"cannot score with {raise_on_predict}={x[raise_on_predict]}"
+                )
+            return self.inner.predict_proba_one(x)  # type: ignore[no-any-return]
+
+    return Fragile()

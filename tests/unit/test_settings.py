@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamer.errors import ConfigError
+from streamer.settings import load_settings, masked
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_defaults_then_file_then_environment(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text('[worker]\nbatch_size = 100\npoll_timeout = 1.5\n[kafka]\ngroup_id = "file"\n')
+    s = load_settings(f, env={"STREAMER_WORKER__BATCH_SIZE": "250"})
+    assert s.worker.batch_size == 250  # env beats file
+    assert s.worker.poll_timeout == 1.5  # file beats default
+    assert s.kafka.group_id == "file"
+    assert s.topics.events == "events"  # default
+    assert s.source == str(f.resolve())
+
+
+def test_settings_are_frozen():
+    s = load_settings(env={})
+    with pytest.raises(Exception, match="frozen"):
+        s.worker.batch_size = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("env", "setting", "fragment"),
+    [
+        (
+            {"STREAMER_WORKER__BATCH_SIZE": "zero"},
+            "worker.batch_size (from STREAMER_WORKER__BATCH_SIZE)",
+            "valid integer",
+        ),
+        ({"STREAMER_WORKER__BATCH_SIZE": "0"}, "worker.batch_size", "greater than or equal to 1"),
+        ({"STREAMER_INPUT__FORMAT": "xml"}, "input.format", "'json' or 'avro'"),
+        (
+            {"STREAMER_WORKER__BATCHSIZE": "3"},
+            "worker.batchsize (from STREAMER_WORKER__BATCHSIZE)",
+            "accepted here: batch_size",
+        ),
+        ({"STREAMER_TOPICS__PREDICTIONS": "events"}, "topics", "distinct"),
+        ({"STREAMER_FIELDS__FEATURES": '["id", "a"]'}, "fields", "also the id"),
+        (
+            {"STREAMER_FIELDS__FEATURES": '["a"]', "STREAMER_FIELDS__CATEGORICAL": '["b"]'},
+            "fields",
+            "not in fields.features",
+        ),
+        (
+            {"STREAMER_KAFKA__CONSUMER__ENABLE_AUTO_COMMIT": "true"},
+            "kafka.consumer",
+            "managed by streamer",
+        ),
+        ({"STREAMER_FIELDS__FEATURES": "[oops"}, "STREAMER_FIELDS__FEATURES", "JSON"),
+    ],
+)
+def test_every_error_names_the_setting(env, setting, fragment):
+    with pytest.raises(ConfigError) as info:
+        load_settings(env=env)
+    assert str(info.value).startswith(setting)
+    assert fragment in str(info.value)
+
+
+def test_file_errors_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "missing.toml", env={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[worker\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(bad, env={})
+    typo = tmp_path / "typo.toml"
+    typo.write_text("[wroker]\nbatch_size = 3\n")
+    with pytest.raises(ConfigError, match=r"^wroker: unknown setting; accepted here: drift"):
+        load_settings(typo, env={})
+
+
+def test_client_properties_from_env_map_underscores_to_dots():
+    s = load_settings(
+        env={
+            "STREAMER_KAFKA__CLIENT__SASL_PASSWORD": "hunter2",
+            "STREAMER_KAFKA__CLIENT__SECURITY_PROTOCOL": "SASL_SSL",
+            "STREAMER_KAFKA__CONSUMER__SESSION_TIMEOUT_MS": "6000",
+            "UNRELATED": "x",
+        }
+    )
+    assert s.kafka.client == {"sasl.password": "hunter2", "security.protocol": "SASL_SSL"}
+    assert s.kafka.consumer == {"session.timeout.ms": "6000"}
+
+
+def test_masked_hides_secrets_and_nothing_else():
+    s = load_settings(
+        env={
+            "STREAMER_KAFKA__CLIENT__SASL_PASSWORD": "hunter2",
+            "STREAMER_KAFKA__CLIENT__SSL_KEY_PASSWORD": "k",
+            "STREAMER_KAFKA__CLIENT__SASL_OAUTHBEARER_CLIENT_SECRET": "s",
+            "STREAMER_KAFKA__CLIENT__SASL_USERNAME": "me",
+        }
+    )
+    shown = masked(s)["kafka"]["client"]
+    assert shown == {
+        "sasl.password": "******",
+        "ssl.key.password": "******",
+        "sasl.oauthbearer.client.secret": "******",
+        "sasl.username": "me",
+    }
+    assert "hunter2" not in repr(masked(s))
+    assert s.kafka.client["sasl.password"] == "hunter2"  # only the printout is masked
+
+
+def test_relative_paths_resolve_against_the_settings_file(tmp_path):
+    (tmp_path / "conf").mkdir()
+    f = tmp_path / "conf" / "s.toml"
+    f.write_text('[input.avro]\nschema = "../schemas/e.avsc"\n')
+    s = load_settings(f, env={})
+    assert (
+        s.resolve_path(s.input.avro.schema_file) == tmp_path / "conf" / ".." / "schemas" / "e.avsc"
+    )
+
+
+def test_the_shipped_example_settings_are_valid():
+    s = load_settings(ROOT / "deploy" / "streamer.toml", env={})
+    assert s.kafka.bootstrap_servers
+    assert s.resolve_path(s.input.avro.schema_file).resolve() == ROOT / "schemas" / "phishing.avsc"
+
+
+def test_digest_changes_with_any_setting():
+    a = load_settings(env={})
+    b = load_settings(env={"STREAMER_MODEL__SEED": "1"})
+    assert a.digest() == load_settings(env={}).digest()
+    assert a.digest() != b.digest()
