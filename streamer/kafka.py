@@ -22,7 +22,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streamer.errors import BrokerError, ConfigError, DeliveryError
 from streamer.records import Headers
@@ -225,7 +225,11 @@ class KafkaSink:
         while True:
             try:
                 self.producer.produce(
-                    topic, value, key, headers=headers, on_delivery=self._on_delivery
+                    topic,
+                    value,
+                    key,
+                    headers=headers,
+                    on_delivery=self._on_delivery,  # type: ignore[arg-type]
                 )
                 return
             except BufferError:

@@ -39,7 +39,8 @@ def _encode(learner: base.Estimator, *, scale: bool, categorical: bool) -> Any:
     numbers_branch = compose.SelectType(numbers.Number)
     if numeric is not None:
         numbers_branch = numbers_branch | numeric
-    return (numbers_branch + (compose.SelectType(str) | preprocessing.OneHotEncoder())) | learner
+    categories = compose.SelectType(str) | preprocessing.OneHotEncoder()
+    return (numbers_branch + categories) | learner  # type: ignore[operator]
 
 
 def _logistic(seed: int, categorical: bool, **params: Any) -> Any:

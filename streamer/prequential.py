@@ -134,12 +134,12 @@ class Prequential:
         self.window = window
         names = list(metrics) or DEFAULT_METRICS[self.task]
         self.running = {n: make_metric(n, model=model) for n in names}
-        self.rolling = {
+        self.rolling: dict[str, Any] = {
             n: utils.Rolling(type(m), window_size=window) for n, m in self.running.items()
         }
         # Metrics that want a label get the arg-max; the others (LogLoss…) the probabilities.
         # (Regression metrics have no requires_labels: they take the predicted value.)
-        every = [*self.running.values(), *self.rolling.values()]
+        every: list[Any] = [*self.running.values(), *self.rolling.values()]
         self._on_label = [
             _binarised(m, positive_label) for m in every if getattr(m, "requires_labels", True)
         ]
@@ -206,8 +206,8 @@ class Prequential:
 
     def metric_values(self) -> dict[tuple[str, str], float]:
         """``(metric, "running"|"rolling") -> value`` for every metric."""
-        values = {(n, "running"): m.get() for n, m in self.running.items()}
-        values.update({(n, "rolling"): m.get() for n, m in self.rolling.items()})
+        values = {(n, "running"): float(m.get()) for n, m in self.running.items()}
+        values.update({(n, "rolling"): float(m.get()) for n, m in self.rolling.items()})
         return values
 
 

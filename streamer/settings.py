@@ -139,7 +139,7 @@ class InputSettings(_Section):
     format: Literal["json", "avro"] = "json"
     max_record_bytes: int = Field(1_048_576, ge=1)
     """Records with a larger value go to the dead-letter topic (reason ``oversized``)."""
-    avro: AvroSettings = Field(default_factory=AvroSettings)
+    avro: AvroSettings = AvroSettings()
 
 
 class FieldSettings(_Section):
@@ -224,16 +224,16 @@ class PrometheusSettings(_Section):
 
 
 class Settings(_Section):
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    topics: TopicSettings = Field(default_factory=TopicSettings)
-    input: InputSettings = Field(default_factory=InputSettings)
-    fields: FieldSettings = Field(default_factory=FieldSettings)
-    model: ModelSettings = Field(default_factory=ModelSettings)
-    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
-    drift: DriftSettings = Field(default_factory=DriftSettings)
-    worker: WorkerSettings = Field(default_factory=WorkerSettings)
-    output: OutputSettings = Field(default_factory=OutputSettings)
-    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    input: InputSettings = InputSettings()
+    fields: FieldSettings = FieldSettings()
+    model: ModelSettings = ModelSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
+    drift: DriftSettings = DriftSettings()
+    worker: WorkerSettings = WorkerSettings()
+    output: OutputSettings = OutputSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
 
     # The file the settings came from; relative paths in it are resolved against its folder.
     source: str = ""
@@ -304,11 +304,11 @@ def _accepted(loc: tuple[str | int, ...]) -> list[str]:
     """The setting names accepted beside the unknown one at ``loc``."""
     model: Any = Settings
     for part in loc[:-1]:
-        field = model.model_fields.get(str(part)) if isinstance(model, type) else None
+        fields = getattr(model, "model_fields", {})
+        field = fields.get(str(part))
         model = field.annotation if field is not None else None
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        return []
-    return sorted((f.alias or n) for n, f in model.model_fields.items() if n != "source")
+    fields = getattr(model, "model_fields", {})
+    return sorted((f.alias or n) for n, f in fields.items() if n != "source")
 
 
 def load_settings(

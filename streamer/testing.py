@@ -14,7 +14,15 @@ import orjson
 
 from streamer.records import Event, Headers
 
-__all__ = ["FakeRecord", "ListSink", "events_from", "json_records", "read_topic", "wait_for"]
+__all__ = [
+    "FakeRecord",
+    "ListSink",
+    "events_from",
+    "json_records",
+    "read_topic",
+    "read_until",
+    "wait_for",
+]
 
 
 class FakeRecord:
@@ -127,20 +135,36 @@ def read_topic(kafka_settings: Any, topic: str, count: int, *, timeout: float = 
     Counts records rather than trusting high watermarks, which some Kafka-compatible brokers
     report low.
     """
+    return read_until(
+        kafka_settings,
+        topic,
+        lambda out: len(out) >= count,
+        timeout=timeout,
+        what=f"{count} records",
+    )[:count]
+
+
+def read_until(
+    kafka_settings: Any,
+    topic: str,
+    done: Callable[[list[Any]], bool],
+    *,
+    timeout: float = 60.0,
+    what: str = "",
+) -> list[Any]:
+    """Read ``topic`` from the start until ``done(records so far)``; fail after ``timeout``."""
     from streamer import kafka
 
     consumer = kafka.make_reader(kafka_settings, topic)
     out: list[Any] = []
     deadline = time.monotonic() + timeout
     try:
-        while len(out) < count:
+        while not done(out):
             if time.monotonic() > deadline:
                 raise TimeoutError(
-                    f"read {len(out)} of {count} records from {topic!r} in {timeout}s"
+                    f"read {len(out)} records from {topic!r} in {timeout}s, waiting for {what}"
                 )
-            for m in consumer.consume(min(count - len(out), 1000), 0.2):
-                if m.error() is None:
-                    out.append(m)
+            out.extend(m for m in consumer.consume(1000, 0.2) if m.error() is None)
     finally:
         consumer.close()
     return out
@@ -164,12 +188,12 @@ def fragile_classifier(
         def __init__(self) -> None:
             self.inner = build_model("logistic_regression", seed=seed, categorical=True)
 
-        def learn_one(self, x: dict[str, Any], y: Any) -> None:
+        def learn_one(self, x: dict[Any, Any], y: Any, **kwargs: Any) -> None:
             if x.get(raise_on_learn):
                 raise ValueError(f"cannot learn with {raise_on_learn}={x[raise_on_learn]}")
             self.inner.learn_one(x, y)
 
-        def predict_proba_one(self, x: dict[str, Any]) -> dict[Any, float]:
+        def predict_proba_one(self, x: dict[Any, Any], **kwargs: Any) -> dict[Any, float]:
             if x.get(raise_on_predict):
                 raise ZeroDivisionError(
                     f"cannot score with {raise_on_predict}={x[raise_on_predict]}"

@@ -19,7 +19,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import Any, cast
 
 from streamer import kafka
 from streamer.decode import make_decoder
@@ -198,7 +198,7 @@ class Worker:
                 )
                 msgs = self._consumer.consume(n, timeout)
                 if msgs:
-                    self._handle(kafka.records_only(msgs))
+                    self._handle(cast(list[Record], kafka.records_only(msgs)))
                 else:
                     self._sink.poll()
         finally:
