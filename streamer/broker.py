@@ -55,9 +55,11 @@ class EmbeddedBroker:
 
     Examples
     --------
-    >>> with EmbeddedBroker() as broker:  # doctest: +SKIP
-    ...     print(broker.bootstrap_servers)
-    127.0.0.1:40123
+    >>> with EmbeddedBroker() as broker:
+    ...     broker.bootstrap_servers == f"127.0.0.1:{broker.port}", broker.pid is not None
+    (True, True)
+    >>> broker.pid is None  # stopped on leaving the block
+    True
     """
 
     def __init__(self, port: int | None = None, *, log_path: str | Path | None = None) -> None:

@@ -5,6 +5,7 @@ Subcommands:
 ``run``           a worker of the consumer group, until SIGTERM/SIGINT
 ``demo``          embedded broker + drifting stream + worker, with live progress
 ``produce``       replay a River dataset, CSV or JSONL file into a topic
+``drift-reference``  build a pinned drift reference from a data set
 ``check-config``  print the effective settings, secrets masked
 
 Exit status: 0 on a clean stop, 2 for a configuration error (the message names the setting),
@@ -93,6 +94,18 @@ def _parser() -> argparse.ArgumentParser:
     prod.add_argument("--key-field", help="field whose value is the record key (default: id)")
     prod.add_argument("--create-topic", action="store_true", help="create the topic if missing")
     prod.add_argument("--partitions", type=int, default=1, help="partitions for --create-topic")
+
+    ref = sub.add_parser(
+        "drift-reference",
+        help="build a pinned drift reference (features, predictions, labels) from a data set",
+    )
+    with_config(ref)
+    rsrc = ref.add_mutually_exclusive_group(required=True)
+    rsrc.add_argument("--dataset", help="River dataset: Phishing, Bananas, TrumpApproval…")
+    rsrc.add_argument("--csv", help="CSV file with a header line")
+    rsrc.add_argument("--jsonl", help="file with one JSON object per line")
+    ref.add_argument("--limit", type=int, help="use at most this many rows")
+    ref.add_argument("-o", "--output", required=True, help="JSON file to write")
 
     check = sub.add_parser("check-config", help="print the effective settings, secrets masked")
     with_config(check)
@@ -231,6 +244,24 @@ def _produce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _drift_reference(args: argparse.Namespace) -> int:
+    import itertools
+
+    from streamer.drift.reference import build_reference
+    from streamer.produce import dataset_rows, file_rows
+
+    settings = _settings(args)
+    rows = dataset_rows(args.dataset) if args.dataset else file_rows(args.csv or args.jsonl)
+    if args.limit:
+        rows = itertools.islice(rows, args.limit)
+    reference = build_reference(settings, rows)
+    with open(args.output, "wb") as f:
+        f.write(orjson.dumps(reference, option=orjson.OPT_INDENT_2))
+    sizes = ", ".join(f"{k} {v['events']}" for k, v in reference.items())
+    print(f"wrote {args.output} ({sizes} events)", file=sys.stderr)
+    return 0
+
+
 def _check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     # Build what a worker would build, so that check-config finds what `run` would refuse.
@@ -246,7 +277,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    commands = {"run": _run, "demo": _demo, "produce": _produce, "check-config": _check_config}
+    commands = {
+        "run": _run,
+        "demo": _demo,
+        "produce": _produce,
+        "drift-reference": _drift_reference,
+        "check-config": _check_config,
+    }
     try:
         return commands[args.command](args)
     except ConfigError as exc:

@@ -64,6 +64,7 @@ class _Progress:
         self.last = last
         self._last = 0.0
         self._last_count = 0
+        self._drift_shown = 0
 
     def __call__(self, worker: Worker) -> None:
         now = time.monotonic()
@@ -86,10 +87,24 @@ class _Progress:
             )
             parts.append(f"p{partition} rolling {shown}")
         parts.append(f"dead letters {worker.dead_total}")
+        parts.append(f"drift events {worker.drift_total}")
         model = worker.settings.model
         versions = sorted({s.version for s in worker.states.values()}) or [1]
         parts.append(f"model {model.name} v{','.join(map(str, versions))} ({model.preset})")
         print(" | ".join(parts), file=self.out, flush=True)
+        while len(worker.recent_drift) > self._drift_shown:
+            ev = worker.recent_drift[self._drift_shown]
+            self._drift_shown += 1
+            if ev.level == "ok":
+                continue
+            what = ev.signal if not ev.feature else f"{ev.signal} {ev.feature!r}"
+            print(
+                f"    drift {ev.level}: {what} {ev.statistic} = {ev.value:.3g} "
+                f"(threshold {ev.threshold:.3g}) at p{ev.partition} offset "
+                f"{ev.current_offsets[1]:,}",
+                file=self.out,
+                flush=True,
+            )
 
 
 def run_demo(

@@ -228,8 +228,8 @@ class KafkaSink:
                     topic,
                     value,
                     key,
-                    headers=headers,
-                    on_delivery=self._on_delivery,  # type: ignore[arg-type]
+                    headers=headers,  # type: ignore[arg-type]
+                    on_delivery=self._on_delivery,
                 )
                 return
             except BufferError:

@@ -99,6 +99,31 @@ class Metrics:
             "streamer_assigned_partitions", "Partitions assigned to this worker.", registry=r
         )
         self.info = Info("streamer_build", "Versions of streamer and its libraries.", registry=r)
+        self.drift_statistic = Gauge(
+            "streamer_drift_statistic",
+            "Latest value of a drift statistic (signal: feature, prediction, label, schema). "
+            "Features beyond drift.max_exported_features are not exported here.",
+            ["partition", "signal", "feature", "statistic"],
+            registry=r,
+        )
+        self.drift_events = Counter(
+            "streamer_drift_events",
+            "Drift level changes published (level: warning, alarm, or ok when one clears).",
+            ["partition", "signal", "level"],
+            registry=r,
+        )
+        self.drift_alarming = Gauge(
+            "streamer_drift_alarming",
+            "Statistics currently at alarm level, per signal.",
+            ["partition", "signal"],
+            registry=r,
+        )
+        self.concept_state = Gauge(
+            "streamer_concept_drift_state",
+            "Concept-drift detector state after the last batch: 0 stable, 1 warning, 2 drift.",
+            ["partition"],
+            registry=r,
+        )
 
 
 class _Quiet(WSGIRequestHandler):

@@ -25,10 +25,11 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from streamer.decode import AvroEncoder, Encoder, JsonEncoder
-from streamer.records import DeadLetter, Event, Headers
+from streamer.records import DeadLetter, DriftEvent, Event, Headers
 
 __all__ = [
     "DEAD_LETTER_HEADER_PREFIX",
+    "DRIFT_EVENT_SCHEMA",
     "PREDICTION_SCHEMA",
     "Emitter",
     "Sink",
@@ -61,6 +62,37 @@ PREDICTION_SCHEMA: dict[str, Any] = {
             "doc": "Class probabilities (classifiers), keyed by the class as a string.",
         },
         {"name": "label", "type": _VALUE, "default": None, "doc": "True label, if known."},
+    ],
+}
+
+
+#: Avro schema of drift events (``output.format = "avro"``); schemas/drift_event.avsc is a copy.
+DRIFT_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "record",
+    "name": "DriftEvent",
+    "namespace": "io.streamer",
+    "doc": "A drift signal of one partition changed level (see streamer.records.DriftEvent).",
+    "fields": [
+        {
+            "name": "signal",
+            "type": "string",
+            "doc": "concept, feature, prediction, label or schema.",
+        },
+        {"name": "feature", "type": "string", "doc": "Feature or field; empty for concept."},
+        {"name": "statistic", "type": "string", "doc": "Detector name, or psi, js, ks, ..."},
+        {"name": "value", "type": "double"},
+        {"name": "threshold", "type": "double"},
+        {"name": "level", "type": "string", "doc": "ok, warning or alarm."},
+        {"name": "topic", "type": "string"},
+        {"name": "partition", "type": "int"},
+        {"name": "reference_first_offset", "type": "long"},
+        {"name": "reference_last_offset", "type": "long"},
+        {"name": "current_first_offset", "type": "long"},
+        {"name": "current_last_offset", "type": "long"},
+        {"name": "model", "type": "string"},
+        {"name": "version", "type": "long"},
+        {"name": "time", "type": "double", "doc": "Event time of the last event evaluated."},
+        {"name": "events", "type": "long", "doc": "Events the monitor had seen."},
     ],
 }
 
@@ -109,15 +141,20 @@ class Emitter:
         *,
         predictions_topic: str,
         dead_letters_topic: str,
+        drift_events_topic: str = "drift-events",
         fmt: str = "json",
         model: str = "champion",
     ) -> None:
         self.sink = sink
         self.predictions_topic = predictions_topic
         self.dead_letters_topic = dead_letters_topic
+        self.drift_events_topic = drift_events_topic
         self.model = model
         self._avro = fmt == "avro"
         self._encoder: Encoder = AvroEncoder(PREDICTION_SCHEMA) if self._avro else JsonEncoder()
+        self._drift_encoder: Encoder = (
+            AvroEncoder(DRIFT_EVENT_SCHEMA) if self._avro else JsonEncoder()
+        )
 
     def predictions(
         self,
@@ -149,6 +186,16 @@ class Emitter:
                 doc = _avro_prediction(doc)
             produce(out_topic, encode(doc), ev.id.encode())
         return len(scored)
+
+    def drift_events(self, events: Sequence[DriftEvent]) -> None:
+        """Produce drift events keyed by ``topic/partition``, so each partition's stay in order.
+
+        Non-finite values (a concept drift before any baseline) are null in JSON, NaN in Avro.
+        """
+        encode = self._drift_encoder.encode
+        for ev in events:
+            key = f"{ev.topic}/{ev.partition}".encode()
+            self.sink.produce(self.drift_events_topic, encode(ev.as_dict()), key)
 
     def dead_letters(self, dead: Sequence[DeadLetter]) -> None:
         """Produce each dead letter with its original key and value and the context headers."""

@@ -104,6 +104,7 @@ class Outcome:
     errors: list[float] = field(default_factory=list)
     error_offsets: list[int] = field(default_factory=list)
     labelled: int = 0
+    learned: int = 0
 
 
 class Prequential:
@@ -197,6 +198,7 @@ class Prequential:
             last_learned = ev.offset
         self.n_scored += len(scored)
         out.labelled = labelled
+        out.learned = learned
         if learned:
             self.n_learned += learned
             if self.first_offset_learned is None:

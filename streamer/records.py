@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["DeadLetter", "Event", "Prediction", "Record"]
+__all__ = ["DeadLetter", "DriftEvent", "Event", "Prediction", "Record"]
 
 Headers = list[tuple[str, bytes | None]]
 
@@ -87,3 +87,59 @@ class DeadLetter:
     reason: str
     error: str
     message: str
+
+
+@dataclass(slots=True, frozen=True)
+class DriftEvent:
+    """A drift signal changed level: what changed, by how much, since when, under which model.
+
+    ``signal`` is ``concept``, ``feature``, ``prediction``, ``label`` or ``schema``;
+    ``statistic`` the detector's name (concept) or the statistic (``psi``, ``js``, ``ks``,
+    ``missing_rate``, ``new_category_rate``, ``new_field_rate``…); ``level`` is ``warning``,
+    ``alarm``, or ``ok`` when a statistic falls back below its warning threshold.
+
+    For window statistics ``value`` is the statistic and ``threshold`` the alarm threshold;
+    for concept drift ``value`` is the model's mean error since the change began (since the
+    detector's warning, or over the last 50 scored labelled events when it gave none) and
+    ``threshold`` its mean error before that, since the previous drift.
+    ``current_offsets`` are the first and last offsets of the window evaluated (for concept
+    drift: since the previous drift, up to the event that raised it); ``reference_offsets``
+    those of the reference window ((-1, -1) when there is none). ``time`` is the event time
+    of the last event evaluated, ``events`` the count of events the monitor had seen.
+    """
+
+    signal: str
+    feature: str
+    statistic: str
+    value: float
+    threshold: float
+    level: str
+    topic: str
+    partition: int
+    reference_offsets: tuple[int, int]
+    current_offsets: tuple[int, int]
+    model: str
+    version: int
+    time: float
+    events: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Flat plain data, as written to the drift-events topic (JSON or Avro)."""
+        return {
+            "signal": self.signal,
+            "feature": self.feature,
+            "statistic": self.statistic,
+            "value": self.value,
+            "threshold": self.threshold,
+            "level": self.level,
+            "topic": self.topic,
+            "partition": self.partition,
+            "reference_first_offset": self.reference_offsets[0],
+            "reference_last_offset": self.reference_offsets[1],
+            "current_first_offset": self.current_offsets[0],
+            "current_last_offset": self.current_offsets[1],
+            "model": self.model,
+            "version": self.version,
+            "time": self.time,
+            "events": self.events,
+        }

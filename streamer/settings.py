@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from streamer.errors import ConfigError
 
 __all__ = [
+    "ConceptDriftSettings",
     "DriftSettings",
     "EvaluationSettings",
     "FieldSettings",
@@ -51,6 +52,7 @@ __all__ = [
     "PrometheusSettings",
     "Settings",
     "TopicSettings",
+    "WindowDriftSettings",
     "WorkerSettings",
     "load_settings",
     "masked",
@@ -197,10 +199,98 @@ class EvaluationSettings(_Section):
     """Positive class for binary metrics such as F1."""
 
 
-class DriftSettings(_Section):
-    """Drift monitoring (filled in by the drift stage)."""
+class ConceptDriftSettings(_Section):
+    """Drift detection on the champion's per-event error (0/1, or absolute error)."""
 
     enabled: bool = True
+    detector: str = ""
+    """A detector name from ``streamer.drift.concept.DETECTORS`` (River's ADWIN, DDM, EDDM,
+    HDDM_A, HDDM_W, PageHinkley, FHDDM, KSWIN…); empty for streamer's default."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments of the detector."""
+
+
+class WindowDriftSettings(_Section):
+    """Reference window against a sliding current window, for features, predictions, labels.
+
+    Unset sizes take the defaults of ``streamer.drift.window.WindowMonitor`` (docs/drift.md
+    says how they were chosen)."""
+
+    reference: Literal["first", "pinned"] = "first"
+    """``first``: the first ``reference_size`` events after the model (re)starts. ``pinned``:
+    the snapshots in ``reference_file`` (made by ``streamer drift-reference``)."""
+    reference_file: str = ""
+    reference_size: int | None = Field(None, ge=1)
+    window_size: int | None = Field(None, ge=1)
+    every: int | None = Field(None, ge=1)
+    """Statistics are evaluated every this many events (K); never per event."""
+    bins: int | None = Field(None, ge=2)
+    top_k: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _pinned_needs_file(self) -> WindowDriftSettings:
+        if self.reference == "pinned" and not self.reference_file:
+            raise ValueError("reference = 'pinned' needs reference_file")
+        return self
+
+
+_WINDOW_STATISTICS = ("psi", "js", "ks", "missing_rate", "out_of_range_rate", "new_category_rate")
+_SCHEMA_STATISTICS = ("new_field_rate", "missing_rate", "type_changed_rate")
+
+
+class DriftSettings(_Section):
+    """In-stream drift monitoring of every partition."""
+
+    enabled: bool = True
+    concept: ConceptDriftSettings = ConceptDriftSettings()
+    windows: WindowDriftSettings = WindowDriftSettings()
+    features: bool = True
+    """Watch the features (data drift)."""
+    predictions: bool = True
+    """Watch predicted classes and confidence, or predicted values (prediction drift)."""
+    labels: bool = True
+    """Watch true classes or targets (label drift)."""
+    schema_drift: bool = Field(True, alias="schema")
+    """Count fields that are new, missing or of a changed type (schema drift)."""
+    thresholds: dict[str, dict[str, tuple[float, float]]] = Field(default_factory=dict)
+    """Per signal (``features``, ``predictions``, ``labels``, ``schema``), statistic ->
+    ``[warning, alarm]``, e.g. ``features.psi = [0.1, 0.25]``; unset ones keep the defaults."""
+    max_features: int = Field(100, ge=1)
+    """Features watched when ``fields.features`` is empty (the first event's, in order)."""
+    max_exported_features: int = Field(50, ge=0)
+    """Features with their own Prometheus series (the first ones watched); bounds cardinality.
+    Drift events are published for every watched feature."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_statistics(
+        cls, v: dict[str, dict[str, tuple[float, float]]]
+    ) -> dict[str, dict[str, tuple[float, float]]]:
+        allowed = {
+            "features": _WINDOW_STATISTICS,
+            "predictions": _WINDOW_STATISTICS,
+            "labels": _WINDOW_STATISTICS,
+            "schema": _SCHEMA_STATISTICS,
+        }
+        for signal, stats in v.items():
+            if signal not in allowed:
+                raise ValueError(f"unknown signal {signal!r}; expected one of {', '.join(allowed)}")
+            for stat, (warn, alarm) in stats.items():
+                if stat not in allowed[signal]:
+                    raise ValueError(
+                        f"{signal}: unknown statistic {stat!r}; expected one of "
+                        f"{', '.join(allowed[signal])}"
+                    )
+                if not 0 <= warn <= alarm:
+                    raise ValueError(
+                        f"{signal}.{stat}: need 0 <= warning <= alarm, got {[warn, alarm]}"
+                    )
+        return v
+
+    def thresholds_for(self, signal: str) -> dict[str, tuple[float, float]]:
+        return dict(self.thresholds.get(signal, {}))
 
 
 class WorkerSettings(_Section):

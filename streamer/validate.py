@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +31,7 @@ from streamer.errors import RecordError
 from streamer.records import DeadLetter, Event, Record
 from streamer.settings import FieldSettings
 
-__all__ = ["REASONS", "Validator", "parse"]
+__all__ = ["REASONS", "Parsed", "Validator", "parse"]
 
 #: Every reason the validator gives (a bounded set: it becomes a metric label).
 REASONS = (
@@ -162,12 +163,26 @@ def _category(name: str, v: Any) -> str:
     raise _fail("wrong_type", f"feature {name!r} must be a category, got {type(v).__name__}")
 
 
+@dataclass(slots=True)
+class Parsed:
+    """A partition's batch after decode and validate.
+
+    ``decoded`` holds every record that decoded, valid or not (schema drift counts them all),
+    ``decoded_offsets`` their offsets.
+    """
+
+    events: list[Event] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    decoded: list[dict[str, Any]] = field(default_factory=list)
+    decoded_offsets: list[int] = field(default_factory=list)
+
+
 def parse(
     records: Sequence[Record], decoder: Decoder, validator: Validator, *, max_bytes: int
-) -> tuple[list[Event], list[DeadLetter]]:
-    """Decode and validate a partition's records, in order: events, and dead letters."""
-    events: list[Event] = []
-    dead: list[DeadLetter] = []
+) -> Parsed:
+    """Decode and validate a partition's records, in order."""
+    out = Parsed()
+    events, dead, decoded, decoded_offsets = out.events, out.dead, out.decoded, out.decoded_offsets
     decode = decoder.decode
     event = validator.event
     for r in records:
@@ -181,9 +196,12 @@ def parse(
                     "oversized",
                     f"value is {len(value)} bytes, input.max_record_bytes is {max_bytes}",
                 )
-            events.append(event(decode(value), r))
+            obj = decode(value)
+            decoded.append(obj)
+            decoded_offsets.append(r.offset())  # type: ignore[arg-type]
+            events.append(event(obj, r))
         except RecordError as exc:
             # The class that explains it: the decoder's own error when there is one.
             cls = type(exc.__cause__ or exc).__name__
             dead.append(DeadLetter(r, exc.stage, exc.reason, cls, exc.message))
-    return events, dead
+    return out

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections import Counter as Tally
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -23,11 +24,12 @@ from typing import Any, cast
 
 from streamer import kafka
 from streamer.decode import make_decoder
+from streamer.drift.monitor import DriftMonitor, DriftReport, load_reference
 from streamer.metrics import Metrics
 from streamer.models import build_model
 from streamer.outputs import Emitter
-from streamer.prequential import Prequential
-from streamer.records import DeadLetter, Record
+from streamer.prequential import Outcome, Prequential
+from streamer.records import DriftEvent, Event, Record
 from streamer.settings import Settings
 from streamer.validate import Validator, parse
 
@@ -45,6 +47,7 @@ class PartitionState:
     topic: str
     partition: int
     prequential: Prequential
+    drift: DriftMonitor | None = None
     version: int = 1
     next_offset: int | None = None
     events: int = 0
@@ -85,12 +88,23 @@ class Worker:
             framing=s.input.avro.framing,
         )
         self.validator = Validator(s.fields, task=self.task)
+        self.max_bytes = s.input.max_record_bytes
+        w = s.drift.windows
+        self._pinned = (
+            load_reference(s.resolve_path(w.reference_file))
+            if s.drift.enabled and w.reference == "pinned"
+            else None
+        )
+        self._new_drift("", -1)  # a bad drift setting stops the worker here
         self.states: dict[TopicPartition, PartitionState] = {}
         self._parked: dict[TopicPartition, PartitionState] = {}
         self._stop = threading.Event()
         self._closing = False
         self.processed = 0
         self.dead_total = 0
+        self.drift_total = 0
+        # The latest drift events, for people watching (the demo prints them).
+        self.recent_drift: deque[DriftEvent] = deque(maxlen=50)
         self.started = time.monotonic()
         self._consumer: Any = None
         self._sink: kafka.KafkaSink | None = None
@@ -108,6 +122,26 @@ class Worker:
         e = self.settings.evaluation
         return Prequential(
             self._new_model(), metrics=e.metrics, window=e.window, positive_label=e.positive_label
+        )
+
+    def _new_drift(self, topic: str, partition: int) -> DriftMonitor | None:
+        s = self.settings
+        if not s.drift.enabled:
+            return None
+        return DriftMonitor(
+            s.drift,
+            fields=s.fields,
+            task=self.task,
+            topic=topic,
+            partition=partition,
+            model=s.model.name,
+            seed=s.model.seed,
+            pinned=self._pinned,
+        )
+
+    def _new_state(self, topic: str, partition: int) -> PartitionState:
+        return PartitionState(
+            topic, partition, self._new_prequential(), self._new_drift(topic, partition)
         )
 
     def provision_topics(self) -> list[str]:
@@ -134,7 +168,7 @@ class Worker:
             # A partition that comes back with nothing processed elsewhere keeps its model;
             # otherwise another worker moved on and this state is stale.
             if state is None or committed.get(key) != state.next_offset:
-                state = PartitionState(tp.topic, tp.partition, self._new_prequential())
+                state = self._new_state(tp.topic, tp.partition)
             self.states[key] = state
         self._parked.clear()
         self.metrics.assigned.set(len(self.states))
@@ -176,6 +210,7 @@ class Worker:
             self._sink,
             predictions_topic=s.topics.predictions,
             dead_letters_topic=s.topics.dead_letters,
+            drift_events_topic=s.topics.drift_events,
             fmt=s.output.format,
             model=s.model.name,
         )
@@ -225,17 +260,33 @@ class Worker:
             state = self.states.get((topic, partition))
             if state is None:  # a record from a partition revoked mid-batch: replayed elsewhere
                 continue
-            events, dead = parse(
-                recs, self.decoder, self.validator, max_bytes=self.settings.input.max_record_bytes
+            parsed = parse(recs, self.decoder, self.validator, max_bytes=self.max_bytes)
+            outcome = state.prequential.run(parsed.events)
+            drift = (
+                state.drift.observe(
+                    parsed.decoded,
+                    parsed.decoded_offsets,
+                    parsed.events,
+                    outcome,
+                    version=state.version,
+                )
+                if state.drift is not None
+                else None
             )
-            outcome = state.prequential.run(events)
-            dead += outcome.dead
+            dead = parsed.dead + outcome.dead
             emitter.predictions(topic, partition, outcome.scored, state.version)
             emitter.dead_letters(dead)
+            if drift is not None and drift.events:
+                emitter.drift_events(drift.events)
+                self.drift_total += len(drift.events)
+                self.recent_drift.extend(drift.events)
 
             next_offsets[(topic, partition)] = recs[-1].offset() + 1  # type: ignore[operator]
             state.events += len(recs)
-            self._record_partition(state, len(recs), outcome, dead, dead_tally, events)
+            for d in dead:
+                dead_tally[(d.stage, d.reason)] += 1
+            self.dead_total += len(dead)
+            self._export(state, len(recs), parsed.events, outcome, drift)
         self._sink.flush(self.settings.worker.shutdown_timeout)  # type: ignore[union-attr]
         kafka.commit(self._consumer, next_offsets)
         for key, offset in next_offsets.items():
@@ -252,29 +303,48 @@ class Worker:
         if self.on_batch is not None:
             self.on_batch(self)
 
-    def _record_partition(
+    def _export(
         self,
         state: PartitionState,
         n_records: int,
-        outcome: Any,
-        dead: list[DeadLetter],
-        dead_tally: Tally[tuple[str, str]],
-        events: list[Any],
+        events: list[Event],
+        outcome: Outcome,
+        drift: DriftReport | None,
     ) -> None:
+        """Per-batch metric updates of one partition (never per event)."""
         m = self.metrics
         labels = (state.topic, str(state.partition))
+        part = labels[1]
         m.events.labels(*labels).inc(n_records)
         m.predictions.labels(*labels).inc(len(outcome.scored))
         m.labelled.labels(*labels).inc(outcome.labelled)
-        m.learned.labels(*labels).inc(outcome.labelled - sum(d.stage == "learn" for d in dead))
+        m.learned.labels(*labels).inc(outcome.learned)
         if events:
             m.event_time.labels(*labels).set(events[-1].time)
-        for d in dead:
-            dead_tally[(d.stage, d.reason)] += 1
-        self.dead_total += len(dead)
         name = self.settings.model.name
         for (metric, window), value in state.prequential.metric_values().items():
-            m.model_metric.labels(str(state.partition), name, "champion", metric, window).set(value)
+            m.model_metric.labels(part, name, "champion", metric, window).set(value)
+        if drift is None or state.drift is None:
+            return
+        exported = state.drift.exported_features()
+        new_fields: dict[str, float] = {}
+        for signal, f in drift.statistics:
+            if signal == "feature" and f.feature not in exported:
+                continue
+            if signal == "schema" and f.feature not in exported:
+                # Field names from the data are unbounded: one series for all unknown ones.
+                if f.statistic == "new_field_rate":
+                    new_fields[f.statistic] = max(new_fields.get(f.statistic, 0.0), f.value)
+                continue
+            m.drift_statistic.labels(part, signal, f.feature, f.statistic).set(f.value)
+        for statistic, value in new_fields.items():
+            m.drift_statistic.labels(part, "schema", "(new)", statistic).set(value)
+        for ev in drift.events:
+            m.drift_events.labels(part, ev.signal, ev.level).inc()
+        for signal, n in state.drift.alarming().items():
+            m.drift_alarming.labels(part, signal).set(n)
+        if drift.concept_states:
+            m.concept_state.labels(part).set(drift.concept_states[-1])
 
 
 def _by_partition(records: Sequence[Record]) -> dict[TopicPartition, list[Record]]:

@@ -8,13 +8,19 @@ broker (an Apache Kafka, say) instead.
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import shutil
+import subprocess
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from streamer.broker import FAST_GROUP_SETTINGS, EmbeddedBroker
+from streamer.broker import FAST_GROUP_SETTINGS, EmbeddedBroker, free_port
 from streamer.settings import Settings, load_settings
 
 _names = itertools.count()
@@ -62,3 +68,80 @@ def make_settings(bootstrap_servers: str, request: pytest.FixtureRequest) -> Any
         return load_settings(env={}, overrides=data)
 
     return make
+
+
+class Prometheus:
+    """A real Prometheus server scraping the given targets every second."""
+
+    def __init__(self, tmp: Path, targets: list[str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = tmp / "prometheus.yml"
+        config.write_text(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            "scrape_configs:\n  - job_name: streamer\n    static_configs:\n"
+            f"      - targets: {json.dumps(targets)}\n"
+        )
+        self.log = tmp / "prometheus.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    "prometheus",
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={tmp / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def get(self, path: str, **params: str) -> Any:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        with urllib.request.urlopen(f"{self.url}{path}{query}", timeout=5) as r:
+            return (
+                json.loads(r.read())
+                if r.headers.get_content_type() == "application/json"
+                else r.read()
+            )
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """Instant query; the result vector."""
+        data = self.get("/api/v1/query", query=promql)
+        assert data["status"] == "success", data
+        return data["data"]["result"]  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Any]:
+    """Start a Prometheus scraping ``targets``: ``prom = prometheus(["127.0.0.1:PORT"])``."""
+    if shutil.which("prometheus") is None:
+        if os.environ.get("CI"):
+            pytest.fail("prometheus is not installed (scripts/test installs it as root)")
+        pytest.skip("prometheus is not installed")
+    started: list[Prometheus] = []
+
+    def start(targets: list[str]) -> Prometheus:
+        from streamer.testing import wait_for
+
+        prom = Prometheus(tmp_path, targets)
+        started.append(prom)
+        wait_for(prom.ready, timeout=30, what=f"Prometheus ready (log: {prom.log})")
+        return prom
+
+    yield start
+    for prom in started:
+        prom.stop()

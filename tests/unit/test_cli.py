@@ -38,3 +38,58 @@ def test_bad_avro_schema_stops_check_config(capsys, monkeypatch, tmp_path):
 
 def test_log_level_is_accepted_after_the_subcommand(capsys):
     assert main(["check-config", "--log-level", "WARNING"]) == 0
+
+
+def test_drift_reference_builds_a_pinned_reference_that_the_worker_uses(
+    capsys, monkeypatch, tmp_path
+):
+    from river import datasets
+
+    from streamer.drift.monitor import DriftMonitor
+    from streamer.models import build_model
+    from streamer.prequential import Prequential
+    from streamer.testing import events_from
+    from streamer.worker import Worker
+
+    out = tmp_path / "ref.json"
+    assert main(["drift-reference", "--dataset", "Phishing", "--limit", "800", "-o", str(out)]) == 0
+    assert "features 800, predictions 800, labels 800" in capsys.readouterr().err
+    monkeypatch.setenv("STREAMER_DRIFT__WINDOWS__REFERENCE", "pinned")
+    monkeypatch.setenv("STREAMER_DRIFT__WINDOWS__REFERENCE_FILE", str(out))
+    from streamer.settings import load_settings
+
+    settings = load_settings()
+    worker = Worker(settings)  # loads and checks the file
+    assert worker._pinned is not None and set(worker._pinned) == {
+        "features",
+        "predictions",
+        "labels",
+    }
+    # Replaying the same data against its own reference raises no feature alarm.
+    mon = DriftMonitor(
+        settings.drift,
+        fields=settings.fields,
+        task="classification",
+        topic="t",
+        partition=0,
+        pinned=worker._pinned,
+    )
+    pre = Prequential(build_model("logistic_regression"))
+    events = list(events_from(datasets.Phishing()))[:800] * 2
+    for i, e in enumerate(events):
+        e.offset = i
+    report_events = []
+    for lo in range(0, len(events), 200):
+        chunk = events[lo : lo + 200]
+        rep = mon.observe(
+            [e.x for e in chunk], [e.offset for e in chunk], chunk, pre.run(chunk), version=1
+        )
+        report_events += rep.events
+    assert mon.features is not None and mon.features.ready
+    assert not [e for e in report_events if e.signal == "feature" and e.level == "alarm"]
+
+
+def test_drift_reference_refuses_data_that_never_validates(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("STREAMER_FIELDS__ID", "no_such_field")
+    assert main(["drift-reference", "--dataset", "Phishing", "-o", str(tmp_path / "r.json")]) == 1
+    assert "no row passed validation" in capsys.readouterr().err

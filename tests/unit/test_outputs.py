@@ -6,7 +6,7 @@ from pathlib import Path
 import orjson
 
 from streamer.decode import AvroDecoder
-from streamer.outputs import PREDICTION_SCHEMA, Emitter, dead_letter_headers
+from streamer.outputs import DRIFT_EVENT_SCHEMA, PREDICTION_SCHEMA, Emitter, dead_letter_headers
 from streamer.records import DeadLetter, Event
 from streamer.testing import FakeRecord, ListSink
 
@@ -52,8 +52,52 @@ def test_avro_predictions_follow_the_shipped_schema():
     assert second["proba"] is None and second["label"] is None
 
 
-def test_schema_file_for_consumers_matches_the_code():
+def test_schema_files_for_consumers_match_the_code():
     assert json.loads((ROOT / "schemas" / "prediction.avsc").read_text()) == PREDICTION_SCHEMA
+    assert json.loads((ROOT / "schemas" / "drift_event.avsc").read_text()) == DRIFT_EVENT_SCHEMA
+
+
+def test_drift_events_round_trip_in_both_formats():
+    import math
+
+    from streamer.records import DriftEvent
+
+    ev = DriftEvent(
+        "concept",
+        "",
+        "DualADWIN",
+        0.31,
+        math.nan,
+        "alarm",
+        "events",
+        2,
+        (-1, -1),
+        (10, 500),
+        "champion",
+        3,
+        12.5,
+        491,
+    )
+    for fmt in ("json", "avro"):
+        sink = ListSink()
+        Emitter(
+            sink, predictions_topic="p", dead_letters_topic="d", drift_events_topic="x", fmt=fmt
+        ).drift_events([ev])
+        ((topic, value, key, _),) = sink.records
+        assert (topic, key) == ("x", b"events/2")
+        doc = (
+            orjson.loads(value)
+            if fmt == "json"
+            else AvroDecoder(DRIFT_EVENT_SCHEMA, framing="plain").decode(value)
+        )
+        expected = {**ev.as_dict(), "threshold": None}
+        if fmt == "avro":
+            assert math.isnan(doc.pop("threshold"))
+            expected.pop("threshold")
+        else:
+            assert doc["threshold"] is None  # JSON has no NaN: null
+        assert {k: v for k, v in doc.items() if k in expected} == expected
+        assert doc["current_first_offset"] == 10 and doc["reference_last_offset"] == -1
 
 
 def test_dead_letters_keep_the_original_and_add_context():

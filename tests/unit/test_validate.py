@@ -95,9 +95,11 @@ def test_parse_sorts_records_into_events_and_dead_letters_in_order():
         FakeRecord(orjson.dumps({"id": 2, "a": "?", "b": "x"}), offset=4),
         FakeRecord(orjson.dumps({"id": 3, "a": 2, "b": "y"}), offset=5),
     ]
-    events, dead = parse(
-        recs, JsonDecoder(), Validator(EXPLICIT, task="classification"), max_bytes=100
-    )
+    parsed = parse(recs, JsonDecoder(), Validator(EXPLICIT, task="classification"), max_bytes=100)
+    events, dead = parsed.events, parsed.dead
+    # Schema drift sees every record that decoded, valid or not.
+    assert parsed.decoded_offsets == [0, 4, 5]
+    assert parsed.decoded[1] == {"id": 2, "a": "?", "b": "x"}
     assert [e.id for e in events] == ["1", "3"]
     assert [(d.record.offset(), d.stage, d.reason, d.error) for d in dead] == [
         (1, "decode", "empty", "RecordError"),

@@ -1,0 +1,445 @@
+"""All drift signals of one partition: concept, features, predictions, labels and schema.
+
+:class:`DriftMonitor` is what a partition's state holds. Per batch the worker hands it the
+decoded records, the events and the prequential outcome; it updates
+
+* the concept-drift detector with the champion's error of every scored labelled event
+  (:class:`~streamer.drift.concept.ConceptDriftMonitor`, O(1) per event);
+* the window monitors of features, predictions and labels
+  (:class:`~streamer.drift.window.WindowMonitor`, per batch, statistics every K events);
+* the schema monitor (:class:`~streamer.drift.schema.SchemaMonitor`);
+
+and returns a :class:`DriftReport`: the latest value of every statistic evaluated in the batch
+(for gauges) and a :class:`~streamer.records.DriftEvent` for every change of alarm level (for
+the drift-events topic). A statistic that stays in alarm does not repeat its event at each
+evaluation; its return below the warning level is an event too (level ``ok``), so the topic
+says since when and until when.
+
+Everything is deterministic and independent of how records are split into batches.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streamer.drift.concept import DEFAULT_DETECTOR, DRIFT, WARNING, ConceptDriftMonitor
+from streamer.drift.schema import SchemaMonitor
+from streamer.drift.window import Finding, WindowMonitor
+from streamer.errors import ConfigError
+from streamer.prequential import Outcome
+from streamer.records import DriftEvent, Event
+from streamer.settings import DriftSettings, FieldSettings
+
+__all__ = ["CLEAR_AFTER", "LEVELS", "SIGNALS", "DriftMonitor", "DriftReport", "load_reference"]
+
+SIGNALS = ("concept", "feature", "prediction", "label", "schema")
+#: Evaluations in a row below its level before a statistic's level goes down.
+CLEAR_AFTER = 3
+LEVELS = ("ok", "warning", "alarm")
+# Errors averaged for the "recent error" of a concept drift raised without a warning first.
+_RECENT_ERRORS = 50
+# WindowMonitor's own defaults, for the settings left unset (and for the schema monitor).
+_WINDOW_DEFAULTS = {
+    name: p.default
+    for name, p in inspect.signature(WindowMonitor).parameters.items()
+    if p.default is not inspect.Parameter.empty
+}
+
+
+@dataclass(slots=True)
+class DriftReport:
+    """What a batch changed: statistics to export and drift events to publish."""
+
+    statistics: list[tuple[str, Finding]] = field(default_factory=list)
+    events: list[DriftEvent] = field(default_factory=list)
+    concept_states: list[int] = field(default_factory=list)
+
+
+def load_reference(path: str | Path) -> dict[str, Any]:
+    """A pinned reference file: ``{"features": snapshot, "predictions": …, "labels": …}``."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError("drift.windows.reference_file", f"{path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError("drift.windows.reference_file", f"{path} is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError("drift.windows.reference_file", f"{path} must hold a JSON object")
+    return data
+
+
+class _ErrorBaseline:
+    """The model's error since the change began vs before it, since the last drift: O(1).
+
+    "Since the change began" is since the detector's warning, when it gave one; otherwise the
+    last ``recent`` errors.
+    """
+
+    def __init__(self, recent: int = _RECENT_ERRORS) -> None:
+        self._recent: deque[float] = deque(maxlen=recent)
+        self._recent_sum = 0.0
+        self._sum = 0.0
+        self._n = 0
+        self._warned: tuple[float, int] | None = None
+
+    def add(self, error: float) -> None:
+        recent = self._recent
+        if len(recent) == recent.maxlen:
+            self._recent_sum -= recent[0]
+        recent.append(error)
+        self._recent_sum += error
+        self._sum += error
+        self._n += 1
+
+    def warning(self) -> None:
+        """The detector entered its warning zone after the last error added."""
+        self._warned = (self._sum, self._n - 1)
+
+    def values(self) -> tuple[float, float]:
+        """(error since the change began, error before it); NaN where there is none."""
+        if self._warned is not None:
+            before_sum, before_n = self._warned
+        else:
+            before_sum, before_n = self._sum - self._recent_sum, self._n - len(self._recent)
+        after_n = self._n - before_n
+        after = (self._sum - before_sum) / after_n if after_n else math.nan
+        before = before_sum / before_n if before_n else math.nan
+        return after, before
+
+    def reset(self) -> None:
+        self.__init__(self._recent.maxlen or _RECENT_ERRORS)  # type: ignore[misc]
+
+
+class DriftMonitor:
+    """Drift signals of one input partition.
+
+    Parameters
+    ----------
+    settings
+        The ``[drift]`` settings.
+    fields
+        The ``[fields]`` settings: which features to watch, which are categorical, which
+        optional; the expected schema when features are listed.
+    task
+        ``classification`` or ``regression``.
+    topic, partition
+        The input partition, for drift events.
+    model
+        Model name, for drift events.
+    seed
+        Seed for detectors that draw random numbers.
+    pinned
+        A loaded reference file (see :func:`load_reference`) when
+        ``drift.windows.reference = "pinned"``.
+    """
+
+    def __init__(
+        self,
+        settings: DriftSettings,
+        *,
+        fields: FieldSettings,
+        task: str,
+        topic: str,
+        partition: int,
+        model: str = "champion",
+        seed: int | None = None,
+        pinned: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.fields = fields
+        self.task = task
+        self.topic = topic
+        self.partition = partition
+        self.model = model
+        self._pinned = pinned
+        self._levels: dict[tuple[str, str, str], int] = {}
+        self._lower: dict[tuple[str, str, str], int] = {}
+        self._exported: frozenset[str] | None = None
+        self._exported_key = (False, False)
+        c = settings.concept
+        self.concept = (
+            ConceptDriftMonitor(c.detector or DEFAULT_DETECTOR, c.params, task=task, seed=seed)
+            if settings.enabled and c.enabled
+            else None
+        )
+        self._errors = _ErrorBaseline()
+        self._concept_first: int | None = None
+        self.features: WindowMonitor | None = None
+        if settings.enabled and settings.features and fields.features:
+            numeric = [f for f in fields.features if f not in fields.categorical]
+            self.features = self._window("features", numeric, list(fields.categorical))
+        classifier = task == "classification"
+        # Predicted classes, not the model's confidence: an online learner's confidence
+        # keeps rising as it learns, which would read as drift at every start.
+        self.predictions = (
+            self._window(
+                "predictions",
+                [] if classifier else ["prediction"],
+                ["prediction"] if classifier else [],
+            )
+            if settings.enabled and settings.predictions
+            else None
+        )
+        self.labels = (
+            self._window("labels", [] if classifier else ["label"], ["label"] if classifier else [])
+            if settings.enabled and settings.labels and fields.label
+            else None
+        )
+        self.schema = (
+            SchemaMonitor(
+                _configured_schema(fields),
+                optional=[*fields.optional, fields.label],
+                every=settings.windows.every or _WINDOW_DEFAULTS["every"],
+                reference_size=settings.windows.reference_size
+                or _WINDOW_DEFAULTS["reference_size"],
+                thresholds=settings.thresholds_for("schema"),
+            )
+            if settings.enabled and settings.schema_drift
+            else None
+        )
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _window(self, name: str, numeric: list[str], categorical: list[str]) -> WindowMonitor:
+        w = self.settings.windows
+        kwargs: dict[str, Any] = {
+            k: v
+            for k, v in {
+                "reference_size": w.reference_size,
+                "window_size": w.window_size,
+                "every": w.every,
+                "bins": w.bins,
+                "top_k": w.top_k,
+            }.items()
+            if v is not None
+        }
+        if w.reference == "pinned":
+            snap = (self._pinned or {}).get(name)
+            if snap is None:
+                raise ConfigError(
+                    "drift.windows.reference_file",
+                    f"the pinned reference has no {name!r} snapshot (make one with "
+                    "`streamer drift-reference`)",
+                )
+            kwargs.update(reference="pinned", pinned=snap)
+        try:
+            return WindowMonitor(
+                numeric, categorical, thresholds=self.settings.thresholds_for(name), **kwargs
+            )
+        except ValueError as exc:
+            raise ConfigError(f"drift.windows ({name})", str(exc)) from exc
+
+    def _infer_features(self, events: Sequence[Event]) -> None:
+        """With features not listed, watch those of the first event (at most max_features)."""
+        x = events[0].x
+        categorical = set(self.fields.categorical)
+        names = list(x)[: self.settings.max_features]
+        self.features = self._window(
+            "features",
+            [n for n in names if n not in categorical],
+            [n for n in names if n in categorical],
+        )
+
+    # -- per batch ----------------------------------------------------------------------------
+
+    def observe(
+        self,
+        decoded: Sequence[Mapping[str, Any]],
+        decoded_offsets: Sequence[int],
+        events: Sequence[Event],
+        outcome: Outcome,
+        *,
+        version: int,
+    ) -> DriftReport:
+        """Update every signal with one batch of one partition, in offset order."""
+        report = DriftReport()
+        if self.schema is not None and decoded:
+            self._findings(report, "schema", self.schema.observe(decoded, decoded_offsets), version)
+        if self.concept is not None and outcome.errors:
+            self._concept(report, outcome, version)
+        if events and self.settings.enabled and self.settings.features:
+            if self.features is None:
+                self._infer_features(events)
+            assert self.features is not None
+            rows = [e.x for e in events]
+            found = self.features.observe(rows, [e.offset for e in events])
+            self._findings(report, "feature", found, version, events)
+        if self.predictions is not None and outcome.scored:
+            classifier = self.task == "classification"
+            rows, offsets = [], []
+            for ev, y_pred, _ in outcome.scored:
+                if y_pred is not None:
+                    rows.append({"prediction": str(y_pred) if classifier else y_pred})
+                    offsets.append(ev.offset)
+            if rows:
+                found = self.predictions.observe(rows, offsets)
+                self._findings(report, "prediction", found, version, events)
+        if self.labels is not None:
+            labelled = [e for e in events if e.y is not None]
+            if labelled:
+                classifier = self.task == "classification"
+                rows = [{"label": str(e.y) if classifier else e.y} for e in labelled]
+                found = self.labels.observe(rows, [e.offset for e in labelled])
+                self._findings(report, "label", found, version, events)
+        return report
+
+    def _concept(self, report: DriftReport, outcome: Outcome, version: int) -> None:
+        monitor = self.concept
+        assert monitor is not None
+        update = monitor.update
+        add = self._errors.add
+        previous = monitor.state
+        states = report.concept_states
+        for error, offset in zip(outcome.errors, outcome.error_offsets, strict=True):
+            if self._concept_first is None:
+                self._concept_first = offset
+            add(error)
+            state = update(error)
+            if state == WARNING and previous != WARNING:
+                self._errors.warning()
+            if state == DRIFT or (state == WARNING and previous != WARNING):
+                recent, base = self._errors.values()
+                report.events.append(
+                    DriftEvent(
+                        signal="concept",
+                        feature="",
+                        statistic=monitor.detector_name,
+                        value=recent,
+                        threshold=base,
+                        level="alarm" if state == DRIFT else "warning",
+                        topic=self.topic,
+                        partition=self.partition,
+                        reference_offsets=(-1, -1),
+                        current_offsets=(self._concept_first, offset),
+                        model=self.model,
+                        version=version,
+                        time=_event_time(outcome, offset),
+                        events=monitor.n,
+                    )
+                )
+                if state == DRIFT:
+                    # A new concept: the next error baseline starts here.
+                    self._errors.reset()
+                    self._concept_first = None
+            previous = state
+            states.append(state)
+
+    def _findings(
+        self,
+        report: DriftReport,
+        signal: str,
+        findings: list[Finding],
+        version: int,
+        events: Sequence[Event] = (),
+    ) -> None:
+        levels, lower = self._levels, self._lower
+        for f in findings:
+            report.statistics.append((signal, f))
+            key = (signal, f.feature, f.statistic)
+            before = levels.get(key, 0)
+            if f.level >= before:
+                lower.pop(key, None)
+                if f.level == before:
+                    continue
+            else:
+                # Going down takes CLEAR_AFTER evaluations in a row below the level, so that a
+                # statistic hovering at a threshold does not flap between levels.
+                lower[key] = lower.get(key, 0) + 1
+                if lower[key] < CLEAR_AFTER:
+                    continue
+                del lower[key]
+            levels[key] = f.level
+            report.events.append(
+                DriftEvent(
+                    signal=signal,
+                    feature=f.feature,
+                    statistic=f.statistic,
+                    value=f.value,
+                    threshold=f.threshold,
+                    level=LEVELS[f.level],
+                    topic=self.topic,
+                    partition=self.partition,
+                    reference_offsets=f.reference_offsets,
+                    current_offsets=f.current_offsets,
+                    model=self.model,
+                    version=version,
+                    time=_time_at(events, f.current_offsets[1]),
+                    events=f.events,
+                )
+            )
+
+    def exported_features(self) -> frozenset[str]:
+        """Feature and field names that get their own metric series (bounded by settings)."""
+        cap = self.settings.max_exported_features
+        # The watched names only change when the feature monitor or the schema appear.
+        key = (self.features is not None, self.schema is not None and self.schema.ready)
+        if self._exported is None or key != self._exported_key:
+            self._exported_key = key
+            names: list[str] = []
+            if self.features is not None:
+                names += [*self.features.numeric, *self.features.categorical]
+            if self.schema is not None and self.schema.expected is not None:
+                names += [n for n in self.schema.expected if n not in names]
+            self._exported = frozenset(names[:cap]) | {"prediction", "label"}
+        return self._exported
+
+    def alarming(self) -> dict[str, int]:
+        """Signal -> statistics currently at alarm level (for a gauge)."""
+        out = dict.fromkeys(SIGNALS[1:], 0)
+        for (signal, _, _), level in self._levels.items():
+            if level == 2:
+                out[signal] += 1
+        return out
+
+    def reset_reference(self) -> None:
+        """A model (re)start: references collected from the first N events are collected again."""
+        for w in (self.features, self.predictions, self.labels):
+            if w is not None:
+                w.reset()
+        if self.schema is not None:
+            self.schema.reset()
+        if self.concept is not None:
+            self.concept.reset()
+        self._errors.reset()
+        self._concept_first = None
+        self._levels.clear()
+        self._lower.clear()
+
+
+def _configured_schema(fields: FieldSettings) -> dict[str, set[str]] | None:
+    """The schema that ``[fields]`` implies, or None when features are not listed."""
+    if not fields.features:
+        return None
+    schema: dict[str, set[str]] = {fields.id: {"string", "number"}}
+    category = {"string", "number", "boolean"}
+    for f in fields.features:
+        schema[f] = category if f in fields.categorical else {"number", "boolean"}
+    if fields.label:
+        schema[fields.label] = {"string", "number", "boolean"}
+    if fields.time:
+        schema[fields.time] = {"string", "number"}
+    return schema
+
+
+def _event_time(outcome: Outcome, offset: int) -> float:
+    for ev, _, _ in outcome.scored:
+        if ev.offset == offset:
+            return ev.time
+    return math.nan
+
+
+def _time_at(events: Sequence[Event], offset: int) -> float:
+    """Event time of the event at ``offset`` in this batch (NaN if it is not in the batch)."""
+    for ev in reversed(events):
+        if ev.offset == offset:
+            return ev.time
+        if ev.offset < offset:
+            break
+    return math.nan

@@ -1,0 +1,86 @@
+"""Pinned references: the feature, prediction and label distributions of a chosen data set.
+
+With ``drift.windows.reference = "pinned"`` the window monitors compare the stream against a
+reference made once, offline, from data the operator trusts (the training set, a good week),
+instead of the first events after each start. ``streamer drift-reference`` builds the file:
+it reads the rows, validates them with the ``[fields]`` settings, runs the configured model
+over them prequentially for its predictions, and writes one snapshot per signal.
+
+Examples
+--------
+>>> from streamer.settings import load_settings
+>>> from streamer.produce import dataset_rows
+>>> ref = build_reference(load_settings(env={}), dataset_rows("Phishing"))
+>>> sorted(ref), ref["labels"]["events"]
+(['features', 'labels', 'predictions'], 1250)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from streamer.drift.window import WindowMonitor
+from streamer.errors import RecordError, StreamerError
+from streamer.models import build_model
+from streamer.prequential import Prequential
+from streamer.records import Event
+from streamer.settings import Settings
+from streamer.testing import FakeRecord
+from streamer.validate import Validator
+
+__all__ = ["build_reference"]
+
+
+def build_reference(settings: Settings, rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Snapshots of features, predictions and labels over ``rows`` (all of them).
+
+    Rows that do not validate are skipped; if none do, :class:`StreamerError`.
+    """
+    m, f, w = settings.model, settings.fields, settings.drift.windows
+    model = build_model(m.preset, m.params, seed=m.seed, categorical=bool(f.categorical))
+    pre = Prequential(model, metrics=settings.evaluation.metrics)
+    validator = Validator(f, task=pre.task)
+    events: list[Event] = []
+    for i, row in enumerate(rows):
+        try:
+            events.append(validator.event(dict(row), FakeRecord(None, offset=i)))
+        except RecordError:
+            continue
+    if not events:
+        raise StreamerError("no row passed validation: check the [fields] settings")
+    outcome = pre.run(events)
+    classifier = pre.task == "classification"
+    numeric = list(f.features) or [k for k in events[0].x if k not in f.categorical]
+    numeric = [n for n in numeric if n not in f.categorical]
+    categorical = [c for c in f.categorical if c in events[0].x or c in f.features]
+
+    def snapshot(
+        num: list[str], cat: list[str], data: list[dict[str, Any]], offsets: list[int]
+    ) -> dict[str, Any]:
+        sizes: dict[str, Any] = {k: v for k, v in {"bins": w.bins, "top_k": w.top_k}.items() if v}
+        mon = WindowMonitor(num, cat, reference_size=len(data), **sizes)
+        mon.observe(data, offsets)
+        return mon.reference_snapshot()
+
+    scored = [(ev, y) for ev, y, _ in outcome.scored if y is not None]
+    labelled = [ev for ev in events if ev.y is not None]
+    out = {
+        "features": snapshot(
+            numeric, categorical, [e.x for e in events], [e.offset for e in events]
+        ),
+        "predictions": snapshot(
+            [] if classifier else ["prediction"],
+            ["prediction"] if classifier else [],
+            [{"prediction": str(y) if classifier else y} for _, y in scored],
+            [ev.offset for ev, _ in scored],
+        ),
+    }
+    if labelled:
+        out["labels"] = snapshot(
+            [] if classifier else ["label"],
+            ["label"] if classifier else [],
+            [{"label": str(e.y) if classifier else e.y} for e in labelled],
+            [e.offset for e in labelled],
+        )
+    return out
