@@ -302,9 +302,9 @@ class DriftMonitor:
                 self._concept_first = offset
             add(error)
             state = update(error)
-            if state == WARNING and previous != WARNING:
-                self._errors.warning()
-            if state == DRIFT or (state == WARNING and previous != WARNING):
+            entered_warning = state == WARNING and previous != WARNING
+            if state == DRIFT or entered_warning:
+                # A warning reports the last errors; a drift, the errors since the warning.
                 recent, base = self._errors.values()
                 report.events.append(
                     DriftEvent(
@@ -328,6 +328,8 @@ class DriftMonitor:
                     # A new concept: the next error baseline starts here.
                     self._errors.reset()
                     self._concept_first = None
+                else:
+                    self._errors.warning()
             previous = state
             states.append(state)
 

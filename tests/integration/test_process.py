@@ -335,3 +335,24 @@ def test_demo_runs_end_to_end_on_its_own_embedded_broker():
     assert "rolling Accuracy" in last
     # The stream's concept switches at 1500 and 3000: the demo shows the drift it caught.
     assert "drift alarm: concept DualADWIN" in out
+
+
+def test_demo_stops_cleanly_on_ctrl_c():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamer", "demo", "--port", "0", "--rate", "3000"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("STREAMER_")},
+    )
+    try:
+        lines = []
+        for line in proc.stdout:  # wait for live progress with events flowing
+            lines.append(line)
+            if line.startswith("[") and "events       500" not in line and "events " in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "SIGINT: finishing the batch in progress" in err
+    assert "worker stopped after" in err
