@@ -56,8 +56,8 @@ def _start(settings, metrics=None):
     return worker
 
 
-def test_feature_drift_events_name_the_shifted_feature_and_when(make_settings):
-    settings = _settings(make_settings)
+def _run_and_read(settings):
+    """Run a worker over the stream; return it and the drift-event records it published."""
     worker = _start(settings)
     worker.run(max_events=N)
     events = read_until(
@@ -66,6 +66,12 @@ def test_feature_drift_events_name_the_shifted_feature_and_when(make_settings):
         lambda out: len(out) >= worker.drift_total,
         what="all drift events",
     )
+    return worker, events
+
+
+def test_feature_drift_events_name_the_shifted_feature_and_when(make_settings):
+    settings = _settings(make_settings)
+    worker, events = _run_and_read(settings)
     docs = [orjson.loads(m.value()) for m in events]
     assert len(docs) == worker.drift_total > 0
     assert {m.key() for m in events} == {f"{settings.topics.events}/0".encode()}
@@ -89,14 +95,7 @@ def test_feature_drift_events_name_the_shifted_feature_and_when(make_settings):
 
 def test_drift_events_in_avro(make_settings):
     settings = _settings(make_settings, output={"format": "avro"})
-    worker = _start(settings)
-    worker.run(max_events=N)
-    events = read_until(
-        settings.kafka,
-        settings.topics.drift_events,
-        lambda out: len(out) >= worker.drift_total,
-        what="all drift events",
-    )
+    _, events = _run_and_read(settings)
     dec = AvroDecoder(DRIFT_EVENT_SCHEMA, framing="plain")
     docs = [dec.decode(m.value()) for m in events]
     assert any(

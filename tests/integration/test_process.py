@@ -340,17 +340,18 @@ def test_demo_runs_end_to_end_on_its_own_embedded_broker():
 def test_demo_stops_cleanly_on_ctrl_c():
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamer", "demo", "--port", "0", "--rate", "3000"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("STREAMER_")},
     )
     try:
-        lines = []
         for line in proc.stdout:  # wait for live progress with events flowing
-            lines.append(line)
             if line.startswith("[") and "events       500" not in line and "events " in line:
                 break
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 0, err
