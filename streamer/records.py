@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["DeadLetter", "DriftEvent", "Event", "Prediction", "Record"]
+__all__ = ["DeadLetter", "DriftEvent", "Event", "MemoryRecord", "Prediction", "Record"]
 
 Headers = list[tuple[str, bytes | None]]
 
@@ -26,6 +26,62 @@ class Record(Protocol):
     def value(self) -> bytes | None: ...
     def headers(self) -> Headers | None: ...
     def timestamp(self) -> tuple[int, int]: ...
+
+
+class MemoryRecord:
+    """A Kafka record held in memory, with the methods of :class:`Record`.
+
+    For offline tools that run stages without a broker (``streamer drift-reference``) and
+    for tests (:data:`streamer.testing.FakeRecord`).
+    """
+
+    __slots__ = ("_headers", "_key", "_offset", "_partition", "_timestamp", "_topic", "_value")
+
+    def __init__(
+        self,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        topic: str = "events",
+        partition: int = 0,
+        offset: int = 0,
+        timestamp_ms: int = 0,
+        headers: Headers | None = None,
+    ) -> None:
+        self._value = value
+        self._key = key
+        self._topic = topic
+        self._partition = partition
+        self._offset = offset
+        self._timestamp = timestamp_ms
+        self._headers = headers
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def headers(self) -> Headers | None:
+        return self._headers
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self._timestamp)
+
+    def error(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"MemoryRecord({self._topic}[{self._partition}]@{self._offset})"
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from streamer.records import Event, Headers
+from streamer.records import Event, Headers, MemoryRecord
 
 __all__ = [
     "FakeRecord",
@@ -25,56 +25,8 @@ __all__ = [
 ]
 
 
-class FakeRecord:
-    """Stands in for a consumed confluent-kafka ``Message`` in unit tests."""
-
-    __slots__ = ("_headers", "_key", "_offset", "_partition", "_timestamp", "_topic", "_value")
-
-    def __init__(
-        self,
-        value: bytes | None,
-        *,
-        key: bytes | None = None,
-        topic: str = "events",
-        partition: int = 0,
-        offset: int = 0,
-        timestamp_ms: int = 0,
-        headers: Headers | None = None,
-    ) -> None:
-        self._value = value
-        self._key = key
-        self._topic = topic
-        self._partition = partition
-        self._offset = offset
-        self._timestamp = timestamp_ms
-        self._headers = headers
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def headers(self) -> Headers | None:
-        return self._headers
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, self._timestamp)
-
-    def error(self) -> None:
-        return None
-
-    def __repr__(self) -> str:
-        return "FakeRecord(...)"
+#: A consumed message, in memory (see :class:`streamer.records.MemoryRecord`).
+FakeRecord = MemoryRecord
 
 
 def json_records(

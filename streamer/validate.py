@@ -11,7 +11,7 @@ Examples
 >>> from streamer.testing import FakeRecord
 >>> v = Validator(FieldSettings(features=["a", "b"], categorical=["b"]), task="classification")
 >>> v.event({"id": 7, "a": 1.5, "b": "x", "label": True}, FakeRecord(b"", offset=3))
-Event(id='7', x={'a': 1.5, 'b': 'x'}, y=True, time=0.0, offset=3, record=FakeRecord(...))
+Event(id='7', x={'a': 1.5, 'b': 'x'}, y=True, time=0.0, offset=3, record=MemoryRecord(events[0]@3))
 >>> v.event({"id": 8, "a": float("nan"), "b": "x"}, FakeRecord(b""))
 Traceback (most recent call last):
 ...

@@ -24,9 +24,8 @@ from streamer.drift.window import WindowMonitor
 from streamer.errors import RecordError, StreamerError
 from streamer.models import build_model
 from streamer.prequential import Prequential
-from streamer.records import Event
+from streamer.records import Event, MemoryRecord
 from streamer.settings import Settings
-from streamer.testing import FakeRecord
 from streamer.validate import Validator
 
 __all__ = ["build_reference"]
@@ -44,7 +43,7 @@ def build_reference(settings: Settings, rows: Iterable[Mapping[str, Any]]) -> di
     events: list[Event] = []
     for i, row in enumerate(rows):
         try:
-            events.append(validator.event(dict(row), FakeRecord(None, offset=i)))
+            events.append(validator.event(dict(row), MemoryRecord(None, offset=i)))
         except RecordError:
             continue
     if not events:
