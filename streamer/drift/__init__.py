@@ -1,0 +1,8 @@
+"""Drift monitoring, in-stream, at O(1) amortized cost per event.
+
+``concept``  detectors on the champion's per-event error (DualADWIN by default, any River one)
+``window``   reference vs sliding window per column: PSI, Jensen-Shannon, KS, rates (``stats``)
+``schema``   fields that are new, missing or retyped against the expected schema
+``monitor``  all signals of one partition, and the drift events their level changes make
+``reference`` pinned references built offline from a trusted data set
+"""
