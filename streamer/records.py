@@ -1,4 +1,4 @@
-"""The data that moves between stages: events in, predictions and dead letters out.
+"""The data that moves between stages: events in; dead letters and drift events out.
 
 Stages pass these plain objects to each other; only :mod:`streamer.kafka` knows about
 confluent-kafka. A Kafka message reaches the stages as anything that has the methods of
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["DeadLetter", "DriftEvent", "Event", "MemoryRecord", "Prediction", "Record"]
+__all__ = ["DeadLetter", "DriftEvent", "Event", "MemoryRecord", "Record"]
 
 Headers = list[tuple[str, bytes | None]]
 
@@ -99,39 +99,6 @@ class Event:
     time: float
     offset: int
     record: Record
-
-
-@dataclass(slots=True)
-class Prediction:
-    """What the champion said about one event, before (prequential) it learned from it."""
-
-    event_id: str
-    topic: str
-    partition: int
-    offset: int
-    time: float
-    model: str
-    version: int
-    prediction: Any
-    proba: dict[Any, float] | None
-    score: float | None
-    label: Any
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data for the JSON encoder (dict keys of ``proba`` become strings)."""
-        return {
-            "event_id": self.event_id,
-            "topic": self.topic,
-            "partition": self.partition,
-            "offset": self.offset,
-            "time": self.time,
-            "model": self.model,
-            "version": self.version,
-            "prediction": self.prediction,
-            "proba": None if self.proba is None else {str(k): v for k, v in self.proba.items()},
-            "score": self.score,
-            "label": self.label,
-        }
 
 
 @dataclass(slots=True)
