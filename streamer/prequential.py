@@ -33,8 +33,9 @@ from river import metrics as river_metrics
 from river import utils
 
 from streamer.errors import ConfigError
-from streamer.models import task_of
+from streamer.models import build_model, task_of
 from streamer.records import DeadLetter, Event
+from streamer.settings import Settings
 
 __all__ = ["DEFAULT_METRICS", "Outcome", "Prequential", "make_metric"]
 
@@ -149,6 +150,16 @@ class Prequential:
         self.n_learned = 0
         self.first_offset_learned: int | None = None
         self.last_offset_learned: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Prequential:
+        """A fresh, seeded model with its metrics, as ``[model]``, ``[fields]`` and
+        ``[evaluation]`` say: what every partition starts with."""
+        m, e = settings.model, settings.evaluation
+        model = build_model(
+            m.preset, m.params, seed=m.seed, categorical=bool(settings.fields.categorical)
+        )
+        return cls(model, metrics=e.metrics, window=e.window, positive_label=e.positive_label)
 
     def run(self, events: Sequence[Event]) -> Outcome:
         """Score and learn from ``events`` (one partition, offset order)."""

@@ -26,7 +26,6 @@ from streamer import kafka
 from streamer.decode import make_decoder
 from streamer.drift.monitor import DriftMonitor, DriftReport, load_reference
 from streamer.metrics import Metrics
-from streamer.models import build_model
 from streamer.outputs import Emitter
 from streamer.prequential import Outcome, Prequential
 from streamer.records import DriftEvent, Event, Record
@@ -78,7 +77,7 @@ class Worker:
         self.on_batch = on_batch
         s = settings
         # Built once here so that a bad model, metric or schema stops the worker at start-up.
-        self.task = self._new_prequential().task
+        self.task = Prequential.from_settings(self.settings).task
         self.decoder = make_decoder(
             s.input.format,
             schema_file=s.resolve_path(s.input.avro.schema_file)
@@ -112,18 +111,6 @@ class Worker:
 
     # -- construction -------------------------------------------------------------------------
 
-    def _new_model(self) -> Any:
-        m = self.settings.model
-        return build_model(
-            m.preset, m.params, seed=m.seed, categorical=bool(self.settings.fields.categorical)
-        )
-
-    def _new_prequential(self) -> Prequential:
-        e = self.settings.evaluation
-        return Prequential(
-            self._new_model(), metrics=e.metrics, window=e.window, positive_label=e.positive_label
-        )
-
     def _new_drift(self, topic: str, partition: int) -> DriftMonitor | None:
         s = self.settings
         if not s.drift.enabled:
@@ -141,7 +128,10 @@ class Worker:
 
     def _new_state(self, topic: str, partition: int) -> PartitionState:
         return PartitionState(
-            topic, partition, self._new_prequential(), self._new_drift(topic, partition)
+            topic,
+            partition,
+            Prequential.from_settings(self.settings),
+            self._new_drift(topic, partition),
         )
 
     def provision_topics(self) -> list[str]:

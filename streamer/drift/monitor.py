@@ -172,6 +172,8 @@ class DriftMonitor:
         self._errors = _ErrorBaseline()
         self._concept_first: int | None = None
         self.features: WindowMonitor | None = None
+        # Features are watched from the start when listed, else from the first event's.
+        self._watch_features = settings.enabled and settings.features
         if settings.enabled and settings.features and fields.features:
             numeric = [f for f in fields.features if f not in fields.categorical]
             self.features = self._window("features", numeric, list(fields.categorical))
@@ -264,7 +266,7 @@ class DriftMonitor:
             self._findings(report, "schema", self.schema.observe(decoded, decoded_offsets), version)
         if self.concept is not None and outcome.errors:
             self._concept(report, outcome, version)
-        if events and self.settings.enabled and self.settings.features:
+        if events and self._watch_features:
             if self.features is None:
                 self._infer_features(events)
             assert self.features is not None

@@ -22,7 +22,6 @@ from typing import Any
 
 from streamer.drift.window import WindowMonitor
 from streamer.errors import RecordError, StreamerError
-from streamer.models import build_model
 from streamer.prequential import Prequential
 from streamer.records import Event, MemoryRecord
 from streamer.settings import Settings
@@ -36,9 +35,8 @@ def build_reference(settings: Settings, rows: Iterable[Mapping[str, Any]]) -> di
 
     Rows that do not validate are skipped; if none do, :class:`StreamerError`.
     """
-    m, f, w = settings.model, settings.fields, settings.drift.windows
-    model = build_model(m.preset, m.params, seed=m.seed, categorical=bool(f.categorical))
-    pre = Prequential(model, metrics=settings.evaluation.metrics)
+    f, w = settings.fields, settings.drift.windows
+    pre = Prequential.from_settings(settings)
     validator = Validator(f, task=pre.task)
     events: list[Event] = []
     for i, row in enumerate(rows):

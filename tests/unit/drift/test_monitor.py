@@ -175,3 +175,29 @@ def test_pinned_reference_is_used_and_required():
             partition=0,
             pinned={},
         )
+
+
+def test_reset_reference_collects_a_new_reference_from_the_next_events():
+    """A model (re)start: with reference="first", drift is judged against what comes next."""
+    stream = CovariateShift(n_features=3, shifted=["f1"], position=4001, magnitude=2.0, seed=4)
+    events = list(events_from(itertools.islice(stream, 12_000)))
+    fields = FieldSettings(features=stream.features, label="")
+    pre = Prequential(build_model("logistic_regression"))
+    mon = DriftMonitor(
+        DriftSettings(), fields=fields, task="classification", topic="t", partition=0
+    )
+
+    def feed(chunk):
+        rep = mon.observe(
+            [e.x for e in chunk], [e.offset for e in chunk], chunk, pre.run(chunk), version=1
+        )
+        return [e for e in rep.events if e.signal == "feature" and e.level == "alarm"]
+
+    before = [a for lo in range(0, 6000, 500) for a in feed(events[lo : lo + 500])]
+    assert {a.feature for a in before} == {"f1"} and mon.alarming()["feature"] > 0
+    mon.reset_reference()
+    assert mon.alarming()["feature"] == 0 and mon.features is not None and not mon.features.ready
+    after = [a for lo in range(6000, 12_000, 500) for a in feed(events[lo : lo + 500])]
+    assert mon.features.ready
+    assert after == []  # the shifted stream is the new normal
+    assert mon.features.reference_snapshot()["offsets"] == [6000, 7999]
