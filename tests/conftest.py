@@ -19,11 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from streamer.broker import FAST_GROUP_SETTINGS, EmbeddedBroker, free_port
 from streamer.settings import Settings, load_settings
 
 _names = itertools.count()
+
+# Property tests draw the same examples on every run, as every other test is seeded: a red CI
+# is then a real regression, never an unlucky draw. HYPOTHESIS_PROFILE=explore draws new ones
+# (and remembers failures) when hunting for counterexamples.
+hypothesis_settings.register_profile("deterministic", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore")
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 @pytest.fixture(scope="session")
