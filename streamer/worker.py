@@ -24,11 +24,11 @@ from typing import Any, cast
 
 from streamer import kafka
 from streamer.decode import make_decoder
-from streamer.drift.monitor import DriftMonitor, DriftReport, load_reference
+from streamer.drift.monitor import DriftMonitor, load_reference
 from streamer.metrics import Metrics
 from streamer.outputs import Emitter
-from streamer.prequential import Outcome, Prequential
-from streamer.records import DriftEvent, Event, Record
+from streamer.prequential import Prequential
+from streamer.records import DriftEvent, Record
 from streamer.settings import Settings
 from streamer.validate import Validator, parse
 
@@ -161,7 +161,7 @@ class Worker:
                 state = self._new_state(tp.topic, tp.partition)
             self.states[key] = state
         self._parked.clear()
-        self.metrics.assigned.set(len(self.states))
+        self.metrics.set_assigned(len(self.states))
         log.info("assigned %s", sorted(self.states))
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
@@ -173,13 +173,15 @@ class Worker:
             state = self.states.pop((tp.topic, tp.partition), None)
             if state is not None:
                 self._parked[(tp.topic, tp.partition)] = state
-        self.metrics.assigned.set(len(self.states))
+            self.metrics.forget_partition(tp.topic, tp.partition)
+        self.metrics.set_assigned(len(self.states))
         log.info("revoked %s", [(tp.topic, tp.partition) for tp in partitions])
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         for tp in partitions:
             self.states.pop((tp.topic, tp.partition), None)
-        self.metrics.assigned.set(len(self.states))
+            self.metrics.forget_partition(tp.topic, tp.partition)
+        self.metrics.set_assigned(len(self.states))
         log.warning("lost %s", [(tp.topic, tp.partition) for tp in partitions])
 
     # -- the loop -----------------------------------------------------------------------------
@@ -245,7 +247,7 @@ class Worker:
         started = time.perf_counter()
         emitter, metrics = self.emitter, self.metrics
         next_offsets: dict[TopicPartition, int] = {}
-        dead_tally: Tally[tuple[str, str]] = Tally()
+        dead_tally: Tally[tuple[str, str, str]] = Tally()
         for (topic, partition), recs in _by_partition(records).items():
             state = self.states.get((topic, partition))
             if state is None:  # a record from a partition revoked mid-batch: replayed elsewhere
@@ -274,67 +276,48 @@ class Worker:
             next_offsets[(topic, partition)] = recs[-1].offset() + 1  # type: ignore[operator]
             state.events += len(recs)
             for d in dead:
-                dead_tally[(d.stage, d.reason)] += 1
+                dead_tally[(topic, d.stage, d.reason)] += 1
             self.dead_total += len(dead)
-            self._export(state, len(recs), parsed.events, outcome, drift)
+            metrics.export_partition(
+                topic,
+                partition,
+                records=len(recs),
+                predictions=len(outcome.scored),
+                labelled=outcome.labelled,
+                learned=outcome.learned,
+                event_times=[ev.time for ev, _, _ in outcome.scored],
+            )
+            metrics.export_model(
+                topic,
+                partition,
+                model=self.settings.model.name,
+                role="champion",
+                version=state.version,
+                values=state.prequential.metric_values(),
+            )
+            if drift is not None and state.drift is not None:
+                metrics.export_drift(
+                    topic,
+                    partition,
+                    statistics=drift.statistics,
+                    events=drift.events,
+                    concept_states=drift.concept_states,
+                    alarming=state.drift.alarming(),
+                    exported=state.drift.exported_features(),
+                )
         self._sink.flush(self.settings.worker.shutdown_timeout)  # type: ignore[union-attr]
         kafka.commit(self._consumer, next_offsets)
+        positions: dict[TopicPartition, tuple[int, int | None]] = {}
         for key, offset in next_offsets.items():
             self.states[key].next_offset = offset
-            metrics.committed_offset.labels(key[0], str(key[1])).set(offset)
             marks = kafka.watermarks(self._consumer, *key)
-            if marks is not None:
-                metrics.lag.labels(key[0], str(key[1])).set(max(marks[1] - offset, 0))
-        for (stage, reason), n in dead_tally.items():
-            metrics.dead_letters.labels(self.settings.topics.events, stage, reason).inc(n)
-        metrics.batch_records.observe(len(records))
-        metrics.batch_seconds.observe(time.perf_counter() - started)
+            positions[key] = (offset, None if marks is None else marks[1])
+        metrics.export_delivery(
+            started=started, records=len(records), positions=positions, dead_letters=dead_tally
+        )
         self.processed += len(records)
         if self.on_batch is not None:
             self.on_batch(self)
-
-    def _export(
-        self,
-        state: PartitionState,
-        n_records: int,
-        events: list[Event],
-        outcome: Outcome,
-        drift: DriftReport | None,
-    ) -> None:
-        """Per-batch metric updates of one partition (never per event)."""
-        m = self.metrics
-        labels = (state.topic, str(state.partition))
-        part = labels[1]
-        m.events.labels(*labels).inc(n_records)
-        m.predictions.labels(*labels).inc(len(outcome.scored))
-        m.labelled.labels(*labels).inc(outcome.labelled)
-        m.learned.labels(*labels).inc(outcome.learned)
-        if events:
-            m.event_time.labels(*labels).set(events[-1].time)
-        name = self.settings.model.name
-        for (metric, window), value in state.prequential.metric_values().items():
-            m.model_metric.labels(part, name, "champion", metric, window).set(value)
-        if drift is None or state.drift is None:
-            return
-        exported = state.drift.exported_features()
-        new_fields: dict[str, float] = {}
-        for signal, f in drift.statistics:
-            if signal == "feature" and f.feature not in exported:
-                continue
-            if signal == "schema" and f.feature not in exported:
-                # Field names from the data are unbounded: one series for all unknown ones.
-                if f.statistic == "new_field_rate":
-                    new_fields[f.statistic] = max(new_fields.get(f.statistic, 0.0), f.value)
-                continue
-            m.drift_statistic.labels(part, signal, f.feature, f.statistic).set(f.value)
-        for statistic, value in new_fields.items():
-            m.drift_statistic.labels(part, "schema", "(new)", statistic).set(value)
-        for ev in drift.events:
-            m.drift_events.labels(part, ev.signal, ev.level).inc()
-        for signal, n in state.drift.alarming().items():
-            m.drift_alarming.labels(part, signal).set(n)
-        if drift.concept_states:
-            m.concept_state.labels(part).set(drift.concept_states[-1])
 
 
 def _by_partition(records: Sequence[Record]) -> dict[TopicPartition, list[Record]]:

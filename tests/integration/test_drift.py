@@ -117,7 +117,13 @@ def test_prometheus_scrapes_the_drift_and_pipeline_metrics(make_settings, promet
         events_topic = settings.topics.events
         psi = reg.get_sample_value(
             "streamer_drift_statistic",
-            {"partition": "0", "signal": "feature", "feature": "f2", "statistic": "psi"},
+            {
+                "topic": events_topic,
+                "partition": "0",
+                "signal": "feature",
+                "feature": "f2",
+                "statistic": "psi",
+            },
         )
         assert psi is not None and psi > 0.25
 
@@ -138,7 +144,8 @@ def test_prometheus_scrapes_the_drift_and_pipeline_metrics(make_settings, promet
             what="the events counter",
         )
         alarms = reg.get_sample_value(
-            "streamer_drift_events_total", {"partition": "0", "signal": "feature", "level": "alarm"}
+            "streamer_drift_events_total",
+            {"topic": events_topic, "partition": "0", "signal": "feature", "level": "alarm"},
         )
         assert alarms >= 2
         assert scraped('streamer_drift_events_total{signal="feature",level="alarm"}', alarms)
