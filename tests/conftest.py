@@ -7,6 +7,7 @@ broker (an Apache Kafka, say) instead.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -25,6 +26,7 @@ from streamer.broker import FAST_GROUP_SETTINGS, EmbeddedBroker, free_port
 from streamer.settings import Settings, load_settings
 
 _names = itertools.count()
+ROOT = Path(__file__).parents[1]
 
 # Property tests draw the same examples on every run, as every other test is seeded: a red CI
 # is then a real regression, never an unlucky draw. HYPOTHESIS_PROFILE=explore draws new ones
@@ -153,3 +155,42 @@ def prometheus(tmp_path: Path) -> Iterator[Any]:
     yield start
     for prom in started:
         prom.stop()
+
+
+def missing_tool(what: str) -> None:
+    """Fail in CI (which must have every tool), skip elsewhere."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} (CI must install it)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    """The pinned npm packages of tests/node (TypeScript, Grafana's and Kubernetes' schemas).
+
+    Installed with ``npm ci`` into ``.cache/node`` (git-ignored) on first use, and again only
+    when tests/node/package-lock.json changes. Returns the folder holding node_modules.
+    """
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        missing_tool("node and npm are not installed")
+    assert npm is not None
+    source = ROOT / "tests" / "node"
+    cache = ROOT / ".cache" / "node"
+    files = ("package.json", "package-lock.json")
+    want = hashlib.sha256(b"".join((source / f).read_bytes() for f in files)).hexdigest()
+    stamp = cache / ".installed"
+    if not stamp.exists() or stamp.read_text() != want:
+        cache.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            shutil.copyfile(source / f, cache / f)
+        result = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=cache,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, f"npm ci failed:\n{result.stdout}{result.stderr}"
+        stamp.write_text(want)
+    return cache
