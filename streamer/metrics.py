@@ -67,6 +67,8 @@ from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from streamer.drift.monitor import LEVELS, SIGNALS
+
 __all__ = [
     "CHECKPOINT_RESTORE_SOURCES",
     "LIFECYCLE_DECISIONS",
@@ -606,6 +608,12 @@ class Metrics:
         """
         if role not in MODEL_ROLES:
             raise ValueError(f"unknown model role {role!r}; expected one of {MODEL_ROLES}")
+        key = (self.model_version, (topic, str(partition), model, role))
+        if key not in self._children and role == "champion":
+            # A new partition model: its decision series start at 0, so that increase() sees
+            # the first decision.
+            for decision in LIFECYCLE_DECISIONS:
+                self._child(self.lifecycle_decisions, topic, partition, model, decision)
         self._child(self.model_version, topic, partition, model, role).set(version)
         child = self._child
         family = self.model_metric
@@ -640,7 +648,13 @@ class Metrics:
             except new schema fields, which share one series (``feature="(new)"``), so that
             names read from the data cannot grow the label set.
         """
-        levels = self._levels.setdefault((topic, partition), {})
+        levels = self._levels.get((topic, partition))
+        if levels is None:
+            levels = self._levels[(topic, partition)] = {}
+            # Every level change series starts at 0, so that increase() sees the first one.
+            for signal in SIGNALS:
+                for name in LEVELS[1:] if signal == "concept" else LEVELS:
+                    self._child(self.drift_events, topic, partition, signal, name)
         for ev in events:
             self._child(self.drift_events, topic, partition, ev.signal, ev.level).inc()
             if ev.signal != "concept":

@@ -13,9 +13,10 @@ import json
 import os
 import shutil
 import subprocess
+import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,14 +82,16 @@ def make_settings(bootstrap_servers: str, request: pytest.FixtureRequest) -> Any
 
 
 class Prometheus:
-    """A real Prometheus server scraping the given targets every second."""
+    """A real Prometheus server scraping the given targets every second (job ``streamer``),
+    and evaluating ``rule_files`` every second."""
 
-    def __init__(self, tmp: Path, targets: list[str]) -> None:
+    def __init__(self, tmp: Path, targets: list[str], rule_files: Sequence[Path] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = tmp / "prometheus.yml"
         config.write_text(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            f"rule_files: {json.dumps([str(f) for f in rule_files])}\n"
             "scrape_configs:\n  - job_name: streamer\n    static_configs:\n"
             f"      - targets: {json.dumps(targets)}\n"
         )
@@ -107,12 +110,17 @@ class Prometheus:
 
     def get(self, path: str, **params: str) -> Any:
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
-        with urllib.request.urlopen(f"{self.url}{path}{query}", timeout=5) as r:
-            return (
-                json.loads(r.read())
-                if r.headers.get_content_type() == "application/json"
-                else r.read()
-            )
+        try:
+            with urllib.request.urlopen(f"{self.url}{path}{query}", timeout=10) as r:
+                return (
+                    json.loads(r.read())
+                    if r.headers.get_content_type() == "application/json"
+                    else r.read()
+                )
+        except urllib.error.HTTPError as exc:  # a bad query: Prometheus says why, in JSON
+            if exc.headers.get_content_type() == "application/json":
+                return json.loads(exc.read())
+            raise
 
     def ready(self) -> bool:
         try:
@@ -121,11 +129,23 @@ class Prometheus:
         except OSError:
             return False
 
-    def query(self, promql: str) -> list[dict[str, Any]]:
+    def query(self, promql: str, **params: str) -> list[dict[str, Any]]:
         """Instant query; the result vector."""
-        data = self.get("/api/v1/query", query=promql)
+        data = self.get("/api/v1/query", query=promql, **params)
         assert data["status"] == "success", data
         return data["data"]["result"]  # type: ignore[no-any-return]
+
+    def query_range(self, promql: str, start: float, end: float, step: str = "1s") -> Any:
+        """Range query; the result matrix."""
+        data = self.get(
+            "/api/v1/query_range", query=promql, start=str(start), end=str(end), step=step
+        )
+        assert data["status"] == "success", data
+        return data["data"]["result"]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Active alerts (pending and firing)."""
+        return self.get("/api/v1/alerts")["data"]["alerts"]  # type: ignore[no-any-return]
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -139,15 +159,13 @@ class Prometheus:
 def prometheus(tmp_path: Path) -> Iterator[Any]:
     """Start a Prometheus scraping ``targets``: ``prom = prometheus(["127.0.0.1:PORT"])``."""
     if shutil.which("prometheus") is None:
-        if os.environ.get("CI"):
-            pytest.fail("prometheus is not installed (scripts/test installs it as root)")
-        pytest.skip("prometheus is not installed")
+        missing_tool("prometheus is not installed (scripts/test installs it as root)")
     started: list[Prometheus] = []
 
-    def start(targets: list[str]) -> Prometheus:
+    def start(targets: list[str], rule_files: Sequence[Path] = ()) -> Prometheus:
         from streamer.testing import wait_for
 
-        prom = Prometheus(tmp_path, targets)
+        prom = Prometheus(tmp_path, targets, rule_files)
         started.append(prom)
         wait_for(prom.ready, timeout=30, what=f"Prometheus ready (log: {prom.log})")
         return prom
