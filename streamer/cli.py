@@ -149,9 +149,22 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _metrics_server(cls: Any, worker: Any, settings: Settings) -> Any:
+    health = worker.health
+
+    def live() -> str | None:
+        return None if health.live() else "the worker loop has stopped turning"
+
+    def ready() -> str | None:
+        ok, why = health.ready()
+        return None if ok else str(why)
+
     try:
         return cls(
-            worker.metrics.registry, host=settings.prometheus.host, port=settings.prometheus.port
+            worker.metrics.registry,
+            host=settings.prometheus.host,
+            port=settings.prometheus.port,
+            live=live,
+            ready=ready,
         )
     except OSError as exc:
         raise ConfigError(

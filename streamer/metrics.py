@@ -465,7 +465,10 @@ class Metrics:
             "streamer_checkpoints", "Checkpoints written to the changelog topic.", tp, registry=r
         )
         self.checkpoint_bytes = Gauge(
-            "streamer_checkpoint_bytes", "Size of the partition's last checkpoint.", tp, registry=r
+            "streamer_checkpoint_bytes",
+            "Size of the last checkpoint of a partition (compressed payload).",
+            tp,
+            registry=r,
         )
         self.checkpoint_time = Gauge(
             "streamer_last_checkpoint_timestamp_seconds",
@@ -475,13 +478,13 @@ class Metrics:
         )
         self.checkpoint_seconds = Histogram(
             "streamer_checkpoint_duration_seconds",
-            "Time to write one checkpoint, from pickling to the changelog's acknowledgement.",
+            "Time to pickle, sign and write one partition's checkpoint.",
             buckets=_CHECKPOINT_BUCKETS,
             registry=r,
         )
         self.checkpoint_failures = Counter(
             "streamer_checkpoint_failures",
-            "Checkpoints that could not be written, by reason.",
+            "Checkpoints that could not be written, or were refused on restore, by reason.",
             ["reason"],
             registry=r,
         )
@@ -776,6 +779,11 @@ class Metrics:
         self._child(self.checkpoint_bytes, topic, partition).set(size)
         self._child(self.checkpoint_time, topic, partition).set(time.time() if at is None else at)
         self.checkpoint_seconds.observe(seconds)
+
+    def checkpoint_restored(self, topic: str, partition: int, *, size: int, at: float) -> None:
+        """A partition's state came from a checkpoint of ``size`` bytes written at ``at``."""
+        self._child(self.checkpoint_bytes, topic, partition).set(size)
+        self._child(self.checkpoint_time, topic, partition).set(at)
 
     def checkpoint_failed(self, reason: str) -> None:
         """A checkpoint could not be written (``reason``: a short fixed word, not a message)."""

@@ -28,8 +28,15 @@ from typing import Any
 from river import base, compose, linear_model, preprocessing, tree
 
 from streamer.errors import ConfigError
+from streamer.settings import Settings
 
-__all__ = ["PRESETS", "build_model", "task_of"]
+__all__ = [
+    "PRESETS",
+    "StableHoeffdingAdaptiveTreeClassifier",
+    "build_model",
+    "model_from_settings",
+    "task_of",
+]
 
 
 def _encode(learner: base.Estimator, *, scale: bool, categorical: bool) -> Any:
@@ -51,9 +58,28 @@ def _softmax(seed: int, categorical: bool, **params: Any) -> Any:
     return _encode(linear_model.SoftmaxRegression(**params), scale=True, categorical=categorical)
 
 
+class StableHoeffdingAdaptiveTreeClassifier(tree.HoeffdingAdaptiveTreeClassifier):
+    """River's adaptive Hoeffding tree, with class probabilities in a fixed (sorted) order.
+
+    River 0.26.1 builds ``predict_proba_one``'s dict from a set of classes, so with string
+    labels its order, and so the arg-max among tied classes, depends on ``PYTHONHASHSEED``: a
+    model restored in another process could predict differently. Sorting the classes makes
+    every process agree (River's plain Hoeffding tree already sorts).
+    """
+
+    def predict_proba_one(self, x: dict[Any, Any], **kwargs: Any) -> dict[Any, float]:
+        proba: dict[Any, float] = super().predict_proba_one(x, **kwargs)  # type: ignore[no-untyped-call]
+        return {c: proba[c] for c in sorted(proba, key=_class_order)}
+
+
+def _class_order(c: Any) -> tuple[str, Any]:
+    # Classes of one type sort by value; mixed types (True and "yes") by type name first.
+    return (type(c).__name__, c if isinstance(c, (str, int, float)) else repr(c))
+
+
 def _hoeffding(seed: int, categorical: bool, **params: Any) -> Any:
     # Trees split on raw values and handle categories natively: no scaling, no one-hot.
-    return tree.HoeffdingAdaptiveTreeClassifier(seed=seed, **params)
+    return StableHoeffdingAdaptiveTreeClassifier(seed=seed, **params)
 
 
 def _linear_regression(seed: int, categorical: bool, **params: Any) -> Any:
@@ -134,6 +160,15 @@ def build_model(
         ) from exc
     task_of(model, setting="model.preset")
     return model
+
+
+def model_from_settings(settings: Settings) -> Any:
+    """A fresh, seeded model as ``[model]`` and ``[fields]`` say: what every partition starts
+    with."""
+    m = settings.model
+    return build_model(
+        m.preset, m.params, seed=m.seed, categorical=bool(settings.fields.categorical)
+    )
 
 
 def task_of(model: Any, *, setting: str = "model") -> str:

@@ -11,14 +11,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import orjson
+from river import base
 
 from streamer.records import Event, Headers, MemoryRecord
 
 __all__ = [
     "FakeRecord",
+    "FragileClassifier",
     "ListSink",
     "events_from",
     "json_records",
+    "parsed",
     "read_topic",
     "read_until",
     "wait_for",
@@ -50,6 +53,14 @@ def events_from(
     """Events straight from ``(x, y)`` pairs (a River dataset), skipping decode and validate."""
     for i, (x, y) in enumerate(dataset, start):
         yield Event(str(i), x, y, 0.0, i, FakeRecord(None, partition=partition, offset=i))
+
+
+def parsed(events: Iterable[Event]) -> Any:
+    """A parsed batch of already-validated events (their features stand for the decoded rows)."""
+    from streamer.validate import Parsed
+
+    evs = list(events)
+    return Parsed(evs, [], [e.x for e in evs], [e.offset for e in evs])
 
 
 class ListSink:
@@ -122,34 +133,39 @@ def read_until(
     return out
 
 
+class FragileClassifier(base.Classifier):
+    """A logistic regression that raises when a trigger feature is set (non-zero).
+
+    Numbers are scaled and string categories one-hot encoded, as the preset does. For testing
+    the dead-letter path of model errors (see :func:`fragile_classifier`).
+    """
+
+    def __init__(
+        self, raise_on_predict: str = "boom", raise_on_learn: str = "bang", seed: int = 0
+    ) -> None:
+        from streamer.models import build_model
+
+        self.raise_on_predict = raise_on_predict
+        self.raise_on_learn = raise_on_learn
+        self.seed = seed
+        self.inner = build_model("logistic_regression", seed=seed, categorical=True)
+
+    def learn_one(self, x: dict[Any, Any], y: Any, **kwargs: Any) -> None:
+        if x.get(self.raise_on_learn):
+            raise ValueError(f"cannot learn with {self.raise_on_learn}={x[self.raise_on_learn]}")
+        self.inner.learn_one(x, y)
+
+    def predict_proba_one(self, x: dict[Any, Any], **kwargs: Any) -> dict[Any, float]:
+        if x.get(self.raise_on_predict):
+            raise ZeroDivisionError(
+                f"cannot score with {self.raise_on_predict}={x[self.raise_on_predict]}"
+            )
+        return self.inner.predict_proba_one(x)  # type: ignore[no-any-return]
+
+
 def fragile_classifier(
     raise_on_predict: str = "boom", raise_on_learn: str = "bang", seed: int = 0
 ) -> Any:
-    """A logistic regression that raises when a trigger feature is set (non-zero).
-
-    Numbers are scaled and string categories one-hot encoded, as the preset does.
-
-    For testing the dead-letter path of model errors: use it as
-    ``model.preset = "streamer.testing:fragile_classifier"``.
-    """
-    from river import base
-
-    from streamer.models import build_model
-
-    class Fragile(base.Classifier):
-        def __init__(self) -> None:
-            self.inner = build_model("logistic_regression", seed=seed, categorical=True)
-
-        def learn_one(self, x: dict[Any, Any], y: Any, **kwargs: Any) -> None:
-            if x.get(raise_on_learn):
-                raise ValueError(f"cannot learn with {raise_on_learn}={x[raise_on_learn]}")
-            self.inner.learn_one(x, y)
-
-        def predict_proba_one(self, x: dict[Any, Any], **kwargs: Any) -> dict[Any, float]:
-            if x.get(raise_on_predict):
-                raise ZeroDivisionError(
-                    f"cannot score with {raise_on_predict}={x[raise_on_predict]}"
-                )
-            return self.inner.predict_proba_one(x)  # type: ignore[no-any-return]
-
-    return Fragile()
+    """A :class:`FragileClassifier`: use it as
+    ``model.preset = "streamer.testing:fragile_classifier"``."""
+    return FragileClassifier(raise_on_predict, raise_on_learn, seed)
