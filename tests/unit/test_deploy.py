@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from streamer.settings import load_settings
+from streamer.worker import Worker
 
 from ..conftest import missing_tool
 
@@ -177,7 +178,14 @@ def test_compose_workers_and_producer_agree_and_fill_the_dashboards_in_two_minut
     assert created
     t = settings.topics
     assert set(created[1].split()) == {t.events, t.predictions, t.dead_letters, t.drift_events}
+    changelog = re.search(
+        r"--topic (\S+) --partitions (\d+) .*\s+--config cleanup.policy=compact", script
+    )
+    assert changelog and changelog[1] == settings.changelog_topic
     partitions = int(re.search(r"--partitions (\d+)", script)[1])  # type: ignore[index]
+    assert int(changelog[2]) == partitions
+    # What `streamer run` would refuse at start-up (a missing signing key…), this refuses.
+    Worker(settings)
     args = dict(a.removeprefix("--").split("=", 1) for a in services["producer"]["command"][2:])
     assert args["topic"] == t.events
     assert not t.create
@@ -349,8 +357,11 @@ def test_k8s_manifests_reference_each_other():
     toml = ROOT / ".cache" / "streamer-k8s.toml"
     toml.parent.mkdir(exist_ok=True)
     toml.write_text(config["data"]["streamer.toml"])
-    env = {e["name"]: e["value"] for e in container.get("env", [])}
-    settings = load_settings(toml, env=env)
+    env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    secrets = {e["name"] for e in container.get("env", []) if "valueFrom" in e}
+    assert secrets == {"STREAMER_SECURITY__SIGNING_KEY"}
+    settings = load_settings(toml, env={**env, "STREAMER_SECURITY__SIGNING_KEY": "k" * 32})
+    Worker(settings)  # what `streamer run` would refuse at start-up, this refuses
     assert ports["metrics"] == settings.prometheus.port
     volume = next(v for v in pod["spec"]["volumes"] if v.get("configMap"))
     assert volume["configMap"]["name"] == config["metadata"]["name"]
