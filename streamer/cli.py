@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a worker until SIGTERM or SIGINT")
     with_config(run)
     run.add_argument("--max-events", type=int, help="stop after this many records")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="run N worker processes in the group (metrics on prometheus.port + index)",
+    )
+    run.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
 
     demo = sub.add_parser("demo", help="the whole loop on an embedded broker and a drifting stream")
     with_config(demo)
@@ -132,10 +139,20 @@ def _run(args: argparse.Namespace) -> int:
     from streamer.worker import Worker
 
     settings = _settings(args)
-    worker = Worker(settings)
+    if args.workers < 1:
+        raise ConfigError("--workers", f"needs at least 1 worker, got {args.workers}")
+    worker = Worker(settings, instance=args.worker_index)
     created = worker.provision_topics()
     if created:
         log.info("created topics %s", created)
+    if args.workers > 1:
+        from streamer.supervisor import supervise
+
+        argv = ["--log-level", args.log_level, "run"]
+        argv += ["-c", args.config] if args.config else []
+        if args.max_events is not None:
+            argv += ["--max-events", str(args.max_events)]
+        return supervise(args.workers, argv, base_port=settings.prometheus.port)
     server = None
     if settings.prometheus.port:
         server = _metrics_server(MetricsServer, worker, settings)

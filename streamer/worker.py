@@ -34,17 +34,14 @@ from importlib import metadata
 from typing import Any, cast
 
 from streamer import kafka
-from streamer.decode import make_decoder
-from streamer.drift.monitor import DriftReport, load_reference
 from streamer.errors import ConfigError, DeliveryError, PayloadError, StreamerError
 from streamer.metrics import Metrics
 from streamer.outputs import Emitter
-from streamer.prequential import Outcome, prequential
-from streamer.records import DriftEvent, Event, Record
+from streamer.pipeline import Pipeline, Processed
+from streamer.records import DriftEvent, Record
 from streamer.settings import Settings
 from streamer.signing import Signer, dumps, loads
-from streamer.state import PartitionState, checkpoint_records, new_state, restore_all
-from streamer.validate import Validator, parse
+from streamer.state import PartitionState, checkpoint_records, restore_all
 
 __all__ = ["Worker"]
 
@@ -122,26 +119,9 @@ class Worker:
         self.metrics = metrics or Metrics()
         self.on_batch = on_batch
         s = settings
-        self.decoder = make_decoder(
-            s.input.format,
-            schema_file=s.resolve_path(s.input.avro.schema_file)
-            if s.input.avro.schema_file
-            else None,
-            schema_ids={k: s.resolve_path(v) for k, v in s.input.avro.schema_ids.items()},
-            framing=s.input.avro.framing,
-        )
-        self.max_bytes = s.input.max_record_bytes
-        w = s.drift.windows
-        self._pinned = (
-            load_reference(s.resolve_path(w.reference_file))
-            if s.drift.enabled and w.reference == "pinned"
-            else None
-        )
-        # Built once here so that a bad model, metric, detector or window setting stops the
-        # worker at start-up.
-        probe = new_state(s, "", -1, pinned=self._pinned)
-        self.task = probe.champion.task
-        self.validator = Validator(s.fields, task=self.task)
+        self.pipeline = Pipeline(settings)
+        self.task = self.pipeline.task
+        probe = self.pipeline.new_state("", -1)
         key = s.signing_key()
         self.signer = Signer(key) if key else None
         self.checkpoints = s.checkpoint.enabled
@@ -261,7 +241,7 @@ class Worker:
                     m.checkpoint_bytes.labels(*_labels(key)).set(restored.bytes)
                     m.checkpoint_time.labels(*_labels(key)).set(restored.manifest["created_at"])
             if state is None:
-                state = new_state(self.settings, key[0], key[1], pinned=self._pinned)
+                state = self.pipeline.new_state(*key)
                 committed = self._committed.get(key, -1001)
                 log.info(
                     "%s[%d]: no checkpoint to restore: a new model, from %s",
@@ -445,39 +425,33 @@ class Worker:
             state = self.states.get(key)
             if state is None:  # a record from a partition revoked mid-batch: replayed elsewhere
                 continue
-            if state.next_offset is not None and recs[0].offset() < state.next_offset:  # type: ignore[operator]
+            first = recs[0].offset()
+            assert first is not None
+            if state.next_offset is not None and first < state.next_offset:
                 # Already in the state (fetched before a seek): never learn a record twice.
                 recs = [r for r in recs if r.offset() >= state.next_offset]  # type: ignore[operator]
                 if not recs:
                     continue
+                first = state.next_offset
             topic, partition = key
-            parsed = parse(recs, self.decoder, self.validator, max_bytes=self.max_bytes)
-            outcome = prequential(state.slots, parsed.events)
-            champion = state.champion
-            drift = (
-                state.drift.observe(parsed, outcome, champion.drift, version=champion.version)
-                if state.drift is not None
-                else None
-            )
-            dead = parsed.dead + outcome.dead
+            result = self.pipeline.process(state, recs)
             replayed = self._committed.get(key, -1)
-            if replayed > recs[0].offset():  # type: ignore[operator]
+            if replayed > first:
                 # Replaying to rebuild the state: outputs below the committed offset were
                 # delivered before it was committed.
-                _suppress(outcome, dead, drift, below=replayed)
-            emitter.predictions(topic, partition, outcome.scored, champion.version)
-            emitter.dead_letters(dead)
-            if drift is not None and drift.events:
-                emitter.drift_events(drift.events)
-                self.drift_total += len(drift.events)
-                self.recent_drift.extend(drift.events)
-
-            state.next_offset = next_offsets[key] = recs[-1].offset() + 1  # type: ignore[operator]
-            state.events += len(recs)
-            for d in dead:
+                result.suppress_below(replayed)
+            for segment in result.predictions:
+                emitter.predictions(topic, partition, segment.scored, segment.version)
+            emitter.dead_letters(result.dead)
+            if result.drift_events:
+                emitter.drift_events(result.drift_events)
+                self.drift_total += len(result.drift_events)
+                self.recent_drift.extend(result.drift_events)
+            next_offsets[key] = state.next_offset  # type: ignore[assignment]
+            for d in result.dead:
                 dead_tally[(d.stage, d.reason)] += 1
-            self.dead_total += len(dead)
-            self._export(state, len(recs), parsed.events, outcome, drift)
+            self.dead_total += len(result.dead)
+            self._export(state, result)
         try:
             self._deliver(next_offsets, self._due(next_offsets))
         except DeliveryError as exc:
@@ -684,34 +658,27 @@ class Worker:
                 start = c if c >= 0 else kafka.OFFSET_BEGINNING
             self._source.seek(key[0], key[1], start)
 
-    def _export(
-        self,
-        state: PartitionState,
-        n_records: int,
-        events: list[Event],
-        outcome: Outcome,
-        drift: DriftReport | None,
-    ) -> None:
+    def _export(self, state: PartitionState, result: Processed) -> None:
         """Per-batch metric updates of one partition (never per event)."""
         m = self.metrics
         labels = _labels(state.key)
         topic, part = labels
-        m.events.labels(*labels).inc(n_records)
-        m.predictions.labels(*labels).inc(len(outcome.scored))
-        m.labelled.labels(*labels).inc(outcome.labelled)
-        m.learned.labels(*labels).inc(outcome.learned)
-        if events:
-            m.event_time.labels(*labels).set(events[-1].time)
+        m.events.labels(*labels).inc(result.records)
+        m.predictions.labels(*labels).inc(sum(len(seg.scored) for seg in result.predictions))
+        m.labelled.labels(*labels).inc(result.labelled)
+        m.learned.labels(*labels).inc(result.learned)
+        if result.last_event_time is not None:
+            m.event_time.labels(*labels).set(result.last_event_time)
         name = self.settings.model.name
         for slot in state.slots:
             m.model_version.labels(topic, part, name, slot.role).set(slot.version)
             for (metric, window), value in slot.evaluation.values().items():
                 m.model_metric.labels(topic, part, name, slot.role, metric, window).set(value)
-        if drift is None or state.drift is None:
+        if state.drift is None:
             return
         exported = state.drift.exported_features()
         new_fields: dict[str, float] = {}
-        for signal, f in drift.statistics:
+        for signal, f in result.statistics:
             if signal == "feature" and f.feature not in exported:
                 continue
             if signal == "schema" and f.feature not in exported:
@@ -722,12 +689,12 @@ class Worker:
             m.drift_statistic.labels(part, signal, f.feature, f.statistic).set(f.value)
         for statistic, value in new_fields.items():
             m.drift_statistic.labels(part, "schema", "(new)", statistic).set(value)
-        for ev in drift.events:
+        for ev in result.drift_events:
             m.drift_events.labels(part, ev.signal, ev.level).inc()
         for signal, n in state.drift.alarming().items():
             m.drift_alarming.labels(part, signal).set(n)
-        if drift.concept_states:
-            m.concept_state.labels(part).set(drift.concept_states[-1])
+        if result.concept_states:
+            m.concept_state.labels(part).set(result.concept_states[-1])
 
 
 def _check_round_trip(state: PartitionState, trusted: tuple[str, ...]) -> None:
@@ -748,15 +715,6 @@ def _check_round_trip(state: PartitionState, trusted: tuple[str, ...]) -> None:
 
 def _labels(key: TopicPartition) -> tuple[str, str]:
     return key[0], str(key[1])
-
-
-def _suppress(outcome: Outcome, dead: list[Any], drift: DriftReport | None, *, below: int) -> None:
-    """Drop the outputs of records below ``below`` (already delivered) from a replayed batch."""
-    champion = outcome.slots[0]
-    champion.scored[:] = [s for s in champion.scored if s[0].offset >= below]
-    dead[:] = [d for d in dead if (d.record.offset() or 0) >= below]
-    if drift is not None:
-        drift.events[:] = [e for e in drift.events if e.current_offsets[1] >= below]
 
 
 def _by_partition(records: Sequence[Record]) -> dict[TopicPartition, list[Record]]:
