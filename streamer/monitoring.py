@@ -81,6 +81,8 @@ __all__ = [
     "Monitor",
     "Report",
     "compare",
+    "iter_rows",
+    "load_reference",
 ]
 
 #: Signals in the order a report lists them (the worker's names).
@@ -97,8 +99,6 @@ _RECENT_ERRORS = 50
 _NUMBER = frozenset({"number", "boolean"})
 _CATEGORY = frozenset({"string", "number", "boolean"})
 _ANY = frozenset({"string", "number", "boolean", "array", "object"})
-
-Rows = Iterable[Mapping[str, Any]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,12 +322,12 @@ class Report:
         ]
         return pd.DataFrame([e.to_dict() for e in self.evaluations], columns=columns)
 
-    def to_html(self, title: str = "Drift report") -> str:
+    def to_html(self, title: str = "Drift report", source: str = "") -> str:
         """A self-contained HTML page: tables, plots over rows, histograms (see
-        :mod:`streamer.report`)."""
+        :mod:`streamer.report`); ``source`` is a line saying what was compared."""
         from streamer.report import render_report
 
-        return render_report(self, title=title)
+        return render_report(self, title=title, source=source)
 
     def _repr_html_(self) -> str:
         # Notebooks show the report as its HTML fragment (styles scoped to it).
@@ -510,10 +510,8 @@ class _Window:
         self.hist: _Histograms | None = None
         self.totals: _Histograms | None = None
 
-    def observe(
-        self, rows: list[dict[str, Any]], offsets: list[int]
-    ) -> tuple[list[Finding], list[dict[str, Any]]]:
-        """Findings, and the rows that went to the current window (not the reference)."""
+    def observe(self, rows: list[dict[str, Any]], offsets: list[int]) -> list[Finding]:
+        """Feed the window monitor; count the rows that went past the reference."""
         before = self.monitor.ready
         done = 0 if before else self.monitor.reference_size - self.monitor.events
         findings = self.monitor.observe(rows, offsets)
@@ -524,7 +522,7 @@ class _Window:
         if self.hist is not None and self.totals is not None and current:
             self.hist.add(current)
             self.totals.add(current)
-        return findings, current
+        return findings
 
 
 class _ErrorTrack:
@@ -914,7 +912,7 @@ class Monitor:
             found = self._schema.observe(rows, offsets)
             out += self._evaluations_of("schema", found, self._schema.thresholds)
         features = self._windows[0]
-        found, _ = features.observe(rows, offsets)
+        found = features.observe(rows, offsets)
         out += self._evaluations_of("feature", found, features.monitor.thresholds)
         for w in self._windows[1:]:
             column = self.prediction if w.signal == "prediction" else self.label
@@ -925,7 +923,7 @@ class Monitor:
                 if r.get(column) is not None
             ]
             if sel:
-                found, _ = w.observe(
+                found = w.observe(
                     [{w.signal: self._encode(v)} for _, v in sel], [o for o, _ in sel]
                 )
                 out += self._evaluations_of(w.signal, found, w.monitor.thresholds)

@@ -206,7 +206,8 @@ def compare_rows(
     The windows are the settings' (``drift.windows.window_size``, ``every``); a data set
     shorter than one window is compared whole, as one window. Features come from the reference
     (or ``fields.features``); the ``fields.id`` and ``fields.time`` columns are ignored; the
-    ``fields.label`` column is compared with the reference's labels when both have it.
+    ``fields.label`` column is compared with the reference's labels when both have it. The
+    ``drift.thresholds.features`` thresholds apply to the features and the label.
 
     Parameters
     ----------
