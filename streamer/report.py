@@ -25,7 +25,6 @@ from __future__ import annotations
 import html
 import logging
 import math
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,9 +114,10 @@ def read_drift_events(
 ) -> DriftEventLog:
     """Read a drift-events topic from the start to its end, every partition.
 
-    The end is each partition's high watermark as the broker reports it once fetching starts;
-    reading goes on until a read returns nothing past it, because some Kafka-compatible brokers
-    report the start of the last record batch as the end.
+    The end is each partition's high watermark when reading starts, then whatever arrives
+    until a read brings nothing (:func:`streamer.kafka.read_to_end`: some Kafka-compatible
+    brokers report the start of the last record batch as the end; transaction markers of an
+    exactly-once worker are passed over).
 
     Parameters
     ----------
@@ -136,38 +136,21 @@ def read_drift_events(
         If the topic does not exist, or its end was not reached within ``timeout``.
     """
     from streamer import kafka
-    from streamer.errors import BrokerError, RecordError
+    from streamer.errors import RecordError
 
-    out = DriftEventLog(topic)
-    consumer = kafka.make_reader(kafka_settings, topic, timeout=timeout)
-    deadline = time.monotonic() + timeout
+    # A consumer's metadata request does not create the topic, and names it when it is absent.
+    probe = kafka.make_reader(kafka_settings, topic, timeout=timeout)
     try:
-        partitions = sorted(tp.partition for tp in consumer.assignment())
-        next_offset = dict.fromkeys(partitions, 0)
-        records: list[Any] = []
-        while True:
-            batch = kafka.records_only(consumer.consume(1000, 0.5))
-            for m in batch:
-                p, o = m.partition(), m.offset()
-                assert p is not None and o is not None  # records always have both
-                next_offset[p] = max(next_offset.get(p, 0), o + 1)
-                records.append(m)
-            if not batch and _at_end(kafka, consumer, topic, next_offset):
-                break
-            if time.monotonic() > deadline:
-                where = ", ".join(f"[{p}]@{o}" for p, o in sorted(next_offset.items()))
-                raise BrokerError(
-                    f"did not reach the end of {topic!r} in {timeout:g}s (read up to {where}); "
-                    "pass a longer --timeout"
-                )
+        partitions = sorted(tp.partition for tp in probe.assignment())
     finally:
-        consumer.close()
-    records.sort(key=lambda m: (m.partition(), m.offset()))
-    for m in records:
+        probe.close()
+    records = kafka.read_to_end(kafka_settings, topic, partitions, timeout=timeout)
+    out = DriftEventLog(topic)
+    for m in sorted(records, key=_where):
         try:
             out.events.append(decode_drift_event(m.value(), fmt))
         except RecordError as exc:
-            out.undecodable.append((m.partition(), m.offset(), exc.message))
+            out.undecodable.append((*_where(m), exc.message))
     if out.undecodable:
         p, o, why = out.undecodable[0]
         log.warning(
@@ -181,15 +164,10 @@ def read_drift_events(
     return out
 
 
-def _at_end(kafka: Any, consumer: Any, topic: str, next_offset: Mapping[int, int]) -> bool:
-    for p, nxt in next_offset.items():
-        marks = kafka.watermarks(consumer, topic, p)
-        if marks is None:
-            return False  # not fetched yet
-        low, high = marks
-        if high > low and nxt < high:
-            return False
-    return True
+def _where(m: Any) -> tuple[int, int]:
+    """A consumed record's partition and offset (always set on records read from a topic)."""
+    p, o = m.partition(), m.offset()
+    return (-1 if p is None else p, -1 if o is None else o)
 
 
 # ---------------------------------------------------------------------------------------------

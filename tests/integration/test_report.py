@@ -43,12 +43,23 @@ def _text(el: ET.Element) -> str:
     return "".join(el.itertext())
 
 
-@pytest.mark.parametrize("fmt", ["json", "avro"])
-def test_report_of_a_drift_events_topic(make_settings, bootstrap_servers, tmp_path, capsys, fmt):
+@pytest.mark.parametrize(
+    ("fmt", "guarantee"),
+    [
+        ("json", "at_least_once"),
+        ("avro", "at_least_once"),
+        # Transaction markers follow the last records: the reader must not wait for them.
+        ("json", "exactly_once"),
+    ],
+)
+def test_report_of_a_drift_events_topic(
+    make_settings, bootstrap_servers, tmp_path, capsys, fmt, guarantee
+):
     settings = make_settings(
         fields={"features": ["f0", "f1", "f2", "cat"], "categorical": ["cat"]},
         drift={"windows": {"reference_size": 2000, "window_size": 1000, "every": 250}},
         output={"format": fmt},
+        worker={"processing_guarantee": guarantee},
     )
     worker = Worker(settings)
     worker.provision_topics()
