@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from river import base, compose, linear_model, preprocessing, tree
@@ -58,18 +58,26 @@ def _softmax(seed: int, categorical: bool, **params: Any) -> Any:
     return _encode(linear_model.SoftmaxRegression(**params), scale=True, categorical=categorical)
 
 
+class _SortedClasses(set[Any]):
+    """The classes a tree has seen, iterated in sorted order rather than hash order."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(sorted(set.__iter__(self), key=_class_order))
+
+
 class StableHoeffdingAdaptiveTreeClassifier(tree.HoeffdingAdaptiveTreeClassifier):
-    """River's adaptive Hoeffding tree, with class probabilities in a fixed (sorted) order.
+    """River's adaptive Hoeffding tree, with its classes in a fixed (sorted) order.
 
     River 0.26.1 builds ``predict_proba_one``'s dict from a set of classes, so with string
-    labels its order, and so the arg-max among tied classes, depends on ``PYTHONHASHSEED``: a
-    model restored in another process could predict differently. Sorting the classes makes
-    every process agree (River's plain Hoeffding tree already sorts).
+    labels its order depends on ``PYTHONHASHSEED``: the arg-max among tied classes and the
+    last bits of the normalised probabilities (a sum in that order) differ from process to
+    process, and a model restored in another process could predict differently. Iterating the
+    classes in sorted order makes every process agree (River's plain Hoeffding tree sorts).
     """
 
-    def predict_proba_one(self, x: dict[Any, Any], **kwargs: Any) -> dict[Any, float]:
-        proba: dict[Any, float] = super().predict_proba_one(x, **kwargs)  # type: ignore[no-untyped-call]
-        return {c: proba[c] for c in sorted(proba, key=_class_order)}
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.classes = _SortedClasses()
 
 
 def _class_order(c: Any) -> tuple[str, Any]:

@@ -43,6 +43,7 @@ import io
 import pickle
 import sys
 import threading
+import types
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -290,6 +291,14 @@ class RestrictedUnpickler(pickle.Unpickler):
         ) not in _DENIED_NAMES:
             found = super().find_class(module, name)
             if isinstance(found, type):
+                return found
+            # River keeps some of its own functions as attributes (a tree's splitter holds
+            # the estimator update it uses), pickled by qualified name.
+            if (
+                isinstance(found, types.FunctionType | types.BuiltinFunctionType)
+                and (module.startswith("river.") or self._is_trusted(module))
+                and getattr(found, "__module__", None) == module
+            ):
                 return found
         raise PayloadError(
             f"refused to unpickle {module}.{name}: not a class a model needs (a module:factory "

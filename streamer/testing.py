@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ __all__ = [
     "FakeRecord",
     "FragileClassifier",
     "ListSink",
+    "Reference",
     "events_from",
     "json_records",
     "parsed",
@@ -169,3 +171,78 @@ def fragile_classifier(
     """A :class:`FragileClassifier`: use it as
     ``model.preset = "streamer.testing:fragile_classifier"``."""
     return FragileClassifier(raise_on_predict, raise_on_learn, seed)
+
+
+def settings_env(settings: Any, **extra: str) -> dict[str, str]:
+    """The environment that makes a ``streamer`` process run with ``settings``: every value
+    that differs from the defaults as a ``STREAMER_*`` variable (plus ``extra`` ones), over the
+    current environment's non-STREAMER variables."""
+    import os
+
+    from pydantic import BaseModel
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMER_")}
+
+    def text(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (dict, list, tuple)):
+            return orjson.dumps(value).decode()
+        return str(value)
+
+    def walk(model: BaseModel, prefix: str) -> None:
+        for name, info in type(model).model_fields.items():
+            if name == "source":
+                continue
+            value = getattr(model, name)
+            if value == info.get_default(call_default_factory=True):
+                continue
+            key = f"{prefix}{(info.alias or name).upper()}"
+            if isinstance(value, BaseModel):
+                walk(value, key + "__")
+            elif prefix == "STREAMER_KAFKA__" and name in ("client", "consumer", "producer"):
+                for prop, v in value.items():  # librdkafka names: dots become underscores
+                    env[f"{key}__{prop.replace('.', '_').upper()}"] = text(v)
+            else:
+                env[key] = text(value)
+
+    walk(settings, "STREAMER_")
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Reference:
+    """An uninterrupted in-memory run (see :func:`reference_run`)."""
+
+    state: Any
+    predictions: dict[str, dict[str, Any]]
+    drift_events: list[dict[str, Any]]
+
+
+def reference_run(
+    settings: Any, rows: Iterable[Mapping[str, Any]], *, topic: str = "events", partition: int = 0
+) -> Reference:
+    """What an uninterrupted worker computes for ``rows`` of one partition, in memory.
+
+    Gives the final partition state, ``event id -> {"prediction", "proba", "version"}`` as the
+    predictions topic carries them (JSON round trip included), and the drift events as
+    published (without their ``time``, which comes from the record timestamps), to compare a
+    worker's outputs with.
+    """
+    from streamer.pipeline import Pipeline
+
+    pipeline = Pipeline(settings)
+    state = pipeline.new_state(topic, partition)
+    out = pipeline.process(state, list(json_records(rows, topic=topic, partition=partition)))
+    predictions = {}
+    for segment in out.predictions:
+        for ev, y_pred, proba in segment.scored:
+            doc = {"prediction": y_pred, "proba": proba or None, "version": segment.version}
+            predictions[ev.id] = _json_round_trip(doc)
+    drift = [_json_round_trip({**e.as_dict(), "time": None}) for e in out.drift_events]
+    return Reference(state, predictions, drift)
+
+
+def _json_round_trip(doc: Mapping[str, Any]) -> Any:
+    return orjson.loads(orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS))

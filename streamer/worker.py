@@ -34,17 +34,14 @@ from importlib import metadata
 from typing import Any, cast
 
 from streamer import kafka
-from streamer.decode import make_decoder
-from streamer.drift.monitor import DriftReport, load_reference
 from streamer.errors import ConfigError, DeliveryError, PayloadError, StreamerError
 from streamer.metrics import Metrics
 from streamer.outputs import Emitter
-from streamer.prequential import Outcome, prequential
+from streamer.pipeline import Pipeline, Processed
 from streamer.records import DriftEvent, Record
 from streamer.settings import Settings
 from streamer.signing import Signer, dumps, loads
-from streamer.state import PartitionState, checkpoint_records, new_state, restore_all
-from streamer.validate import Validator, parse
+from streamer.state import PartitionState, checkpoint_records, restore_all
 
 __all__ = ["Worker"]
 
@@ -122,26 +119,9 @@ class Worker:
         self.metrics = metrics or Metrics()
         self.on_batch = on_batch
         s = settings
-        self.decoder = make_decoder(
-            s.input.format,
-            schema_file=s.resolve_path(s.input.avro.schema_file)
-            if s.input.avro.schema_file
-            else None,
-            schema_ids={k: s.resolve_path(v) for k, v in s.input.avro.schema_ids.items()},
-            framing=s.input.avro.framing,
-        )
-        self.max_bytes = s.input.max_record_bytes
-        w = s.drift.windows
-        self._pinned = (
-            load_reference(s.resolve_path(w.reference_file))
-            if s.drift.enabled and w.reference == "pinned"
-            else None
-        )
-        # Built once here so that a bad model, metric, detector or window setting stops the
-        # worker at start-up.
-        probe = new_state(s, "", -1, pinned=self._pinned)
-        self.task = probe.champion.task
-        self.validator = Validator(s.fields, task=self.task)
+        self.pipeline = Pipeline(settings)
+        self.task = self.pipeline.task
+        probe = self.pipeline.new_state("", -1)
         key = s.signing_key()
         self.signer = Signer(key) if key else None
         self.checkpoints = s.checkpoint.enabled
@@ -262,7 +242,7 @@ class Worker:
                         *key, size=restored.bytes, at=restored.manifest["created_at"]
                     )
             if state is None:
-                state = new_state(self.settings, key[0], key[1], pinned=self._pinned)
+                state = self.pipeline.new_state(*key)
                 committed = self._committed.get(key, -1001)
                 log.info(
                     "%s[%d]: no checkpoint to restore: a new model, from %s",
@@ -449,39 +429,33 @@ class Worker:
             state = self.states.get(key)
             if state is None:  # a record from a partition revoked mid-batch: replayed elsewhere
                 continue
-            if state.next_offset is not None and recs[0].offset() < state.next_offset:  # type: ignore[operator]
+            first = recs[0].offset()
+            assert first is not None
+            if state.next_offset is not None and first < state.next_offset:
                 # Already in the state (fetched before a seek): never learn a record twice.
                 recs = [r for r in recs if r.offset() >= state.next_offset]  # type: ignore[operator]
                 if not recs:
                     continue
+                first = state.next_offset
             topic, partition = key
-            parsed = parse(recs, self.decoder, self.validator, max_bytes=self.max_bytes)
-            outcome = prequential(state.slots, parsed.events)
-            champion = state.champion
-            drift = (
-                state.drift.observe(parsed, outcome, champion.drift, version=champion.version)
-                if state.drift is not None
-                else None
-            )
-            dead = parsed.dead + outcome.dead
+            result = self.pipeline.process(state, recs)
             replayed = self._committed.get(key, -1)
-            if replayed > recs[0].offset():  # type: ignore[operator]
+            if replayed > first:
                 # Replaying to rebuild the state: outputs below the committed offset were
                 # delivered before it was committed.
-                _suppress(outcome, dead, drift, below=replayed)
-            emitter.predictions(topic, partition, outcome.scored, champion.version)
-            emitter.dead_letters(dead)
-            if drift is not None and drift.events:
-                emitter.drift_events(drift.events)
-                self.drift_total += len(drift.events)
-                self.recent_drift.extend(drift.events)
-
-            state.next_offset = next_offsets[key] = recs[-1].offset() + 1  # type: ignore[operator]
-            state.events += len(recs)
-            for d in dead:
+                result.suppress_below(replayed)
+            for segment in result.predictions:
+                emitter.predictions(topic, partition, segment.scored, segment.version)
+            emitter.dead_letters(result.dead)
+            if result.drift_events:
+                emitter.drift_events(result.drift_events)
+                self.drift_total += len(result.drift_events)
+                self.recent_drift.extend(result.drift_events)
+            next_offsets[key] = state.next_offset  # type: ignore[assignment]
+            for d in result.dead:
                 dead_tally[(topic, d.stage, d.reason)] += 1
-            self.dead_total += len(dead)
-            self._export(state, len(recs), outcome, drift)
+            self.dead_total += len(result.dead)
+            self._export(state, result)
         try:
             self._deliver(next_offsets, self._due(next_offsets))
         except DeliveryError as exc:
@@ -681,24 +655,18 @@ class Worker:
                 start = c if c >= 0 else kafka.OFFSET_BEGINNING
             self._source.seek(key[0], key[1], start)
 
-    def _export(
-        self,
-        state: PartitionState,
-        n_records: int,
-        outcome: Outcome,
-        drift: DriftReport | None,
-    ) -> None:
+    def _export(self, state: PartitionState, result: Processed) -> None:
         """Per-batch metric updates of one partition (never per event)."""
         m = self.metrics
         topic, partition = state.key
         m.export_partition(
             topic,
             partition,
-            records=n_records,
-            predictions=len(outcome.scored),
-            labelled=outcome.labelled,
-            learned=outcome.learned,
-            event_times=[ev.time for ev, _, _ in outcome.scored],
+            records=result.records,
+            predictions=sum(len(seg.scored) for seg in result.predictions),
+            labelled=result.labelled,
+            learned=result.learned,
+            event_times=[ev.time for seg in result.predictions for ev, _, _ in seg.scored],
         )
         name = self.settings.model.name
         for slot in state.slots:
@@ -710,13 +678,13 @@ class Worker:
                 version=slot.version,
                 values=slot.evaluation.values(),
             )
-        if drift is not None and state.drift is not None:
+        if state.drift is not None:
             m.export_drift(
                 topic,
                 partition,
-                statistics=drift.statistics,
-                events=drift.events,
-                concept_states=drift.concept_states,
+                statistics=result.statistics,
+                events=result.drift_events,
+                concept_states=result.concept_states,
                 alarming=state.drift.alarming(),
                 exported=state.drift.exported_features(),
             )
@@ -736,15 +704,6 @@ def _check_round_trip(state: PartitionState, trusted: tuple[str, ...]) -> None:
             f"the model cannot be checkpointed ({type(exc).__name__}: {exc}); make it "
             "picklable (no lambdas or local classes), or set checkpoint.enabled = false",
         ) from exc
-
-
-def _suppress(outcome: Outcome, dead: list[Any], drift: DriftReport | None, *, below: int) -> None:
-    """Drop the outputs of records below ``below`` (already delivered) from a replayed batch."""
-    champion = outcome.slots[0]
-    champion.scored[:] = [s for s in champion.scored if s[0].offset >= below]
-    dead[:] = [d for d in dead if (d.record.offset() or 0) >= below]
-    if drift is not None:
-        drift.events[:] = [e for e in drift.events if e.current_offsets[1] >= below]
 
 
 def _by_partition(records: Sequence[Record]) -> dict[TopicPartition, list[Record]]:

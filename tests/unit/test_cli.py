@@ -60,7 +60,7 @@ def test_drift_reference_builds_a_pinned_reference_that_the_worker_uses(
 
     settings = load_settings()
     worker = Worker(settings)  # loads and checks the file
-    assert worker._pinned is not None and set(worker._pinned) == {
+    assert worker.pipeline.pinned is not None and set(worker.pipeline.pinned) == {
         "features",
         "predictions",
         "labels",
@@ -72,7 +72,7 @@ def test_drift_reference_builds_a_pinned_reference_that_the_worker_uses(
         task="classification",
         topic="t",
         partition=0,
-        pinned=worker._pinned,
+        pinned=worker.pipeline.pinned,
     )
     slot = ModelSlot(build_model("logistic_regression"))
     slot.drift = mon.model_drift()
