@@ -35,6 +35,8 @@ from streamer.produce import produce_rows
 from streamer.testing import wait_for
 from streamer.worker import Worker
 
+from ..conftest import missing_tool
+
 pytestmark = [pytest.mark.integration, pytest.mark.prometheus]
 
 ROOT = Path(__file__).parents[2]
@@ -166,8 +168,6 @@ def _pending(expr: str) -> list[str]:
 
 def test_every_dashboard_and_alert_query_returns_data(make_settings, prometheus):
     if shutil.which("promtool") is None:
-        from tests.conftest import missing_tool
-
         missing_tool("promtool is not installed (scripts/test installs prometheus as root)")
     settings = make_settings(
         topics={"partitions": 2},
