@@ -240,15 +240,30 @@ class Worker:
                     self._last_checkpoint[key] = (state.events, time.monotonic())
                     m.checkpoint_bytes.labels(*_labels(key)).set(restored.bytes)
                     m.checkpoint_time.labels(*_labels(key)).set(restored.manifest["created_at"])
+            start: int | None
             if state is None:
                 state = self.pipeline.new_state(*key)
                 committed = self._committed.get(key, -1001)
-                log.info(
-                    "%s[%d]: no checkpoint to restore: a new model, from %s",
-                    *key,
-                    f"committed offset {committed}" if committed >= 0 else "the start",
-                )
+                if self.checkpoints and committed > 0:
+                    # A new model belongs at the start of the partition: it learns what was
+                    # processed before (killed before a first checkpoint, or checkpoints
+                    # refused) again, without emitting its outputs again.
+                    start = kafka.OFFSET_BEGINNING
+                    log.info(
+                        "%s[%d]: no checkpoint to restore: a new model, learning from the "
+                        "start of the partition (outputs resume at the committed offset %d)",
+                        *key,
+                        committed,
+                    )
+                else:
+                    start = None
+                    log.info(
+                        "%s[%d]: no checkpoint to restore: a new model, from %s",
+                        *key,
+                        f"committed offset {committed}" if committed >= 0 else "the start",
+                    )
             else:
+                start = state.next_offset
                 log.info(
                     "%s[%d]: restored from %s at offset %d (model v%d, %d events learned)",
                     *key,
@@ -260,7 +275,7 @@ class Worker:
             m.restores.labels(*_labels(key), source).inc()
             self._last_checkpoint.setdefault(key, (state.events, time.monotonic()))
             self.states[key] = state
-            starts[key] = state.next_offset
+            starts[key] = start
         return starts
 
     def _read_changelog(self, keys: list[TopicPartition]) -> dict[TopicPartition, Any]:
