@@ -29,8 +29,8 @@ error and prediction references restart) and a new version.
 
 Examples
 --------
->>> mcnemar(won=30, lost=10)  # one-sided exact p-value: challenger right 30, wrong 10
-0.000...
+>>> round(mcnemar(won=30, lost=10), 4)  # one-sided exact p: the challenger right 30, wrong 10
+0.0011
 >>> round(mcnemar(won=12, lost=10), 3)
 0.416
 """
@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +51,7 @@ from streamer.validate import Parsed
 __all__ = ["DECISIONS", "Decision", "Lifecycle", "Pairing", "mcnemar", "paired_t"]
 
 #: Every kind of decision (a bounded set: it becomes a metric label).
-DECISIONS = ("challenger_started", "promoted", "rolled_back", "challenger_dropped")
+DECISIONS = ("challenger_started", "promoted", "rolled_back", "challenger_dropped", "retired")
 
 
 def mcnemar(won: int, lost: int) -> float:
@@ -324,9 +323,9 @@ class Lifecycle:
                 continue
             p = self._p_value(slot, shadow.pairing)
             gain = shadow.pairing.gain()
-            if p <= self.alpha and gain >= self._needed(slot, shadow.pairing):
-                if best is None or gain > best[0]:
-                    best = (gain, i)
+            wins = p <= self.alpha and gain >= self._needed(slot, shadow.pairing)
+            if wins and (best is None or gain > best[0]):
+                best = (gain, i)
         if best is not None:
             out += self._replace(state, best[1], offset)
             # A drift signal waiting from the old champion's detector is about the old one.
@@ -408,7 +407,7 @@ class Lifecycle:
         slot = state.slots.pop(i)
         life.shadows.pop(i - 1)
         return Decision(
-            "challenger_dropped",
+            "retired" if slot.role == "previous" else "challenger_dropped",
             state.topic,
             state.partition,
             offset,
