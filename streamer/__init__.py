@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from streamer.drift.concept import ConceptDriftMonitor, DualADWIN, OneSidedADWIN
-    from streamer.registry import ModelSubscriber, ModelUpdate
     from streamer.monitoring import (
         ConceptChange,
         Evaluation,
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
         Report,
         compare,
     )
+    from streamer.registry import ModelSubscriber, ModelUpdate
 
 __all__ = [
     "ConceptChange",
