@@ -83,7 +83,13 @@ log = logging.getLogger(__name__)
 #: Roles of a partition's model slots (label ``role``).
 MODEL_ROLES = ("champion", "challenger", "previous")
 #: Decisions of the model lifecycle (label ``decision``).
-LIFECYCLE_DECISIONS = ("challenger_started", "promoted", "rolled_back", "challenger_dropped")
+LIFECYCLE_DECISIONS = (
+    "challenger_started",
+    "promoted",
+    "rolled_back",
+    "challenger_dropped",
+    "retired",
+)
 #: Why a model update was published (label ``reason``).
 MODEL_UPDATE_REASONS = ("initial", "periodic", "promotion", "rollback", "manual")
 #: Where a partition's state came from on assignment (label ``source``).
@@ -449,13 +455,19 @@ class Metrics:
         self.lifecycle_decisions = Counter(
             "streamer_lifecycle_decisions",
             "Model lifecycle decisions: challenger_started, promoted, rolled_back, "
-            "challenger_dropped.",
+            "challenger_dropped, retired.",
             ["topic", "partition", "model", "decision"],
             registry=r,
         )
         self.model_updates = Counter(
             "streamer_model_updates_published",
             "Model updates published to the model-update topic, by reason.",
+            ["model", "reason"],
+            registry=r,
+        )
+        self.model_update_failures = Counter(
+            "streamer_model_update_failures",
+            "Model updates that could not be published, by reason (too_large, pickle).",
             ["model", "reason"],
             registry=r,
         )
@@ -623,6 +635,31 @@ class Metrics:
         for (metric, window), value in values.items():
             child(family, topic, partition, model, role, metric, window).set(value)
 
+    def export_models(
+        self,
+        topic: str,
+        partition: int,
+        slots: Iterable[tuple[str, str, int, Mapping[tuple[str, str], float]]],
+    ) -> None:
+        """Every model slot of a partition, ``(model, role, version, values)`` each (see
+        :meth:`export_model`); the series of a slot no longer there (a dropped challenger, a
+        retired previous champion) are removed."""
+        present = set()
+        for model, role, version, values in slots:
+            self.export_model(
+                topic, partition, model=model, role=role, version=version, values=values
+            )
+            present.add((model, role))
+        owned = self._owned.get((topic, partition), set())
+        gone = {
+            (key[1][2], key[1][3])
+            for key in owned
+            if key[0] in (self.model_metric, self.model_version)
+            and (key[1][2], key[1][3]) not in present
+        }
+        for model, role in gone:
+            self.forget_model(topic, partition, model=model, role=role)
+
     def export_drift(
         self,
         topic: str,
@@ -770,6 +807,10 @@ class Metrics:
                 f"unknown model update reason {reason!r}; expected one of {MODEL_UPDATE_REASONS}"
             )
         self.model_updates.labels(model, reason).inc()
+
+    def model_update_failed(self, *, model: str, reason: str) -> None:
+        """A model update could not be published (``reason``: a short fixed word)."""
+        self.model_update_failures.labels(model, reason).inc()
 
     def checkpoint_written(
         self, topic: str, partition: int, *, size: int, seconds: float, at: float | None = None

@@ -33,12 +33,17 @@ from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
 from typing import Any, cast
 
+import orjson
+
 from streamer import kafka
+from streamer.decode import AvroEncoder
 from streamer.errors import ConfigError, DeliveryError, PayloadError, StreamerError
+from streamer.lifecycle import Decision
 from streamer.metrics import Metrics
 from streamer.outputs import Emitter
 from streamer.pipeline import Pipeline, Processed
 from streamer.records import DriftEvent, Record
+from streamer.registry import MODEL_UPDATE_SCHEMA, ModelUpdate, update_records
 from streamer.settings import Settings
 from streamer.signing import Signer, dumps, loads
 from streamer.state import PartitionState, checkpoint_records, restore_all
@@ -161,6 +166,13 @@ class Worker:
         self.drift_total = 0
         # The latest drift events, for people watching (the demo prints them).
         self.recent_drift: deque[DriftEvent] = deque(maxlen=50)
+        self.recent_decisions: deque[Decision] = deque(maxlen=50)
+        self._published_at: dict[TopicPartition, float] = {}
+        self._publishing = s.models.publish and self.signer is not None
+        self.settings_hash = s.digest()
+        self._manifest_encoder = (
+            AvroEncoder(MODEL_UPDATE_SCHEMA).encode if s.output.format == "avro" else None
+        )
         self.started = time.monotonic()
         self.health = Health()
         self._source: kafka.KafkaSource | None = None
@@ -183,11 +195,19 @@ class Worker:
         admin = kafka.make_admin(self.settings.kafka)
         created = kafka.ensure_topics(
             admin,
-            [t.events, t.predictions, t.dead_letters, t.drift_events],
+            [t.events, t.predictions, t.dead_letters, t.drift_events, t.lifecycle_events],
             partitions=t.partitions,
             replication_factor=t.replication_factor,
         )
         compacted = {"cleanup.policy": "compact"}
+        if self.settings.models.publish:
+            created += kafka.ensure_topics(
+                admin,
+                [t.model_updates],
+                partitions=t.partitions,
+                replication_factor=t.replication_factor,
+                configs={t.model_updates: compacted},
+            )
         partitions = kafka.partition_count(admin, t.events) or t.partitions
         if self.checkpoints:
             created += kafka.ensure_topics(
@@ -241,15 +261,30 @@ class Worker:
                     m.checkpoint_restored(
                         *key, size=restored.bytes, at=restored.manifest["created_at"]
                     )
+            start: int | None
             if state is None:
                 state = self.pipeline.new_state(*key)
                 committed = self._committed.get(key, -1001)
-                log.info(
-                    "%s[%d]: no checkpoint to restore: a new model, from %s",
-                    *key,
-                    f"committed offset {committed}" if committed >= 0 else "the start",
-                )
+                if self.checkpoints and committed > 0:
+                    # A new model belongs at the start of the partition: it learns what was
+                    # processed before (killed before a first checkpoint, or checkpoints
+                    # refused) again, without emitting its outputs again.
+                    start = kafka.OFFSET_BEGINNING
+                    log.info(
+                        "%s[%d]: no checkpoint to restore: a new model, learning from the "
+                        "start of the partition (outputs resume at the committed offset %d)",
+                        *key,
+                        committed,
+                    )
+                else:
+                    start = None
+                    log.info(
+                        "%s[%d]: no checkpoint to restore: a new model, from %s",
+                        *key,
+                        f"committed offset {committed}" if committed >= 0 else "the start",
+                    )
             else:
+                start = state.next_offset
                 log.info(
                     "%s[%d]: restored from %s at offset %d (model v%d, %d events learned)",
                     *key,
@@ -261,7 +296,7 @@ class Worker:
             m.restored(*key, source=source)
             self._last_checkpoint.setdefault(key, (state.events, time.monotonic()))
             self.states[key] = state
-            starts[key] = state.next_offset
+            starts[key] = start
         return starts
 
     def _read_changelog(self, keys: list[TopicPartition]) -> dict[TopicPartition, Any]:
@@ -346,6 +381,7 @@ class Worker:
             predictions_topic=s.topics.predictions,
             dead_letters_topic=s.topics.dead_letters,
             drift_events_topic=s.topics.drift_events,
+            lifecycle_topic=s.topics.lifecycle_events,
             fmt=s.output.format,
             model=s.model.name,
         )
@@ -444,9 +480,10 @@ class Worker:
                 # Replaying to rebuild the state: outputs below the committed offset were
                 # delivered before it was committed.
                 result.suppress_below(replayed)
-            for segment in result.predictions:
-                emitter.predictions(topic, partition, segment.scored, segment.version)
+            self._emit_predictions(topic, partition, result)
             emitter.dead_letters(result.dead)
+            if result.decisions:
+                self._decided(state, result)
             if result.drift_events:
                 emitter.drift_events(result.drift_events)
                 self.drift_total += len(result.drift_events)
@@ -456,6 +493,7 @@ class Worker:
                 dead_tally[(topic, d.stage, d.reason)] += 1
             self.dead_total += len(result.dead)
             self._export(state, result)
+            self._publish_if_due(state)
         try:
             self._deliver(next_offsets, self._due(next_offsets))
         except DeliveryError as exc:
@@ -471,6 +509,131 @@ class Worker:
         self.processed += len(records)
         if self.on_batch is not None:
             self.on_batch(self)
+
+    def _emit_predictions(self, topic: str, partition: int, result: Processed) -> None:
+        shadows = self.settings.output.shadow_predictions
+        for segment in result.predictions:
+            self.emitter.predictions(topic, partition, segment.scored, segment.version)
+            if shadows:
+                for (role, name, version), out in zip(
+                    segment.slots[1:], segment.outcome.slots[1:], strict=True
+                ):
+                    self.emitter.predictions(
+                        topic, partition, out.scored, version, model=name, role=role
+                    )
+
+    def _decided(self, state: PartitionState, result: Processed) -> None:
+        """Lifecycle decisions: on their topic, in a metric, in the log; and a model update
+        when the champion changed."""
+        self.emitter.lifecycle(result.decisions, time=time.time())
+        topic, partition = state.key
+        for d in result.decisions:
+            self.metrics.lifecycle_decision(topic, partition, model=d.model, decision=d.decision)
+            self.recent_decisions.append(d)
+            test = (
+                f" ({d.test} p={d.statistic:.2g}, {d.gain:+.3f} over {d.compared} events)"
+                if d.statistic is not None and d.gain is not None
+                else ""
+            )
+            log.info(
+                "%s[%d] at offset %d: %s %s v%d (%s)%s",
+                topic,
+                state.partition,
+                d.offset,
+                d.decision,
+                d.role,
+                d.version,
+                d.reason,
+                test,
+            )
+        changed = [d for d in result.decisions if d.decision in ("promoted", "rolled_back")]
+        if changed:
+            last = changed[-1]
+            trigger = last.trigger.as_dict() if last.trigger is not None else None
+            self._publish(
+                state, "promotion" if last.decision == "promoted" else "rollback", trigger
+            )
+
+    def _publish_if_due(self, state: PartitionState) -> None:
+        if not self._publishing:
+            return
+        champion = state.champion
+        if champion.n_learned == 0:
+            return
+        m = self.settings.models
+        last = state.published
+        if last is None:
+            self._publish(state, "initial")
+            return
+        version, revision = last
+        since = self._published_at.get(state.key, self.started)
+        if version != champion.version or (
+            champion.n_learned > revision
+            and (
+                champion.n_learned - revision >= m.every_events
+                or time.monotonic() - since >= m.every_seconds
+            )
+        ):
+            self._publish(state, "periodic")
+
+    def _publish(
+        self, state: PartitionState, reason: str, trigger: dict[str, Any] | None = None
+    ) -> None:
+        """Publish the partition's champion on the model-update topic (chunks, manifest)."""
+        if not self._publishing or self._sink is None:
+            return
+        assert self.signer is not None
+        champion = state.champion
+        update = ModelUpdate(
+            name=champion.name,
+            topic=state.topic,
+            partition=state.partition,
+            version=champion.version,
+            revision=champion.n_learned,
+            parent_version=champion.parent,
+            reason=reason,
+            first_offset=champion.first_offset_learned
+            if champion.first_offset_learned is not None
+            else -1,
+            last_offset=champion.last_offset_learned
+            if champion.last_offset_learned is not None
+            else -1,
+            events_learned=champion.n_learned,
+            trigger=orjson.dumps(trigger).decode() if trigger is not None else None,
+            metrics={
+                f"{metric}.{window}": value
+                for (metric, window), value in champion.evaluation.values().items()
+            },
+            settings_hash=self.settings_hash,
+        )
+        m = self.settings.models
+        try:
+            records = update_records(
+                update,
+                champion.model,
+                signer=self.signer,
+                chunk_bytes=m.chunk_bytes,
+                max_bytes=m.max_bytes,
+                encode=self._manifest_encoder,
+            )
+        except PayloadError as exc:
+            log.error("%s", exc)
+            self.metrics.model_update_failed(model=champion.name, reason="too_large")
+            state.published = (champion.version, champion.n_learned)  # do not retry each batch
+            return
+        except Exception as exc:
+            log.error(
+                "model %s could not be published: %s: %s", update.key, type(exc).__name__, exc
+            )
+            self.metrics.model_update_failed(model=champion.name, reason="pickle")
+            state.published = (champion.version, champion.n_learned)
+            return
+        topic = self.settings.topics.model_updates
+        for key, value, headers in records:
+            self._sink.produce(topic, value, key.encode(), headers)
+        state.published = update.order
+        self._published_at[state.key] = time.monotonic()
+        self.metrics.model_update_published(model=champion.name, reason=reason)
 
     # -- delivery, checkpoints, commits --------------------------------------------------------
 
@@ -669,15 +832,14 @@ class Worker:
             event_times=[ev.time for seg in result.predictions for ev, _, _ in seg.scored],
         )
         name = self.settings.model.name
-        for slot in state.slots:
-            m.export_model(
-                topic,
-                partition,
-                model=name,
-                role=slot.role,
-                version=slot.version,
-                values=slot.evaluation.values(),
-            )
+        m.export_models(
+            topic,
+            partition,
+            [
+                (slot.name or name, slot.role, slot.version, slot.evaluation.values())
+                for slot in state.slots
+            ],
+        )
         if state.drift is not None:
             m.export_drift(
                 topic,

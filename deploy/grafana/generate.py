@@ -466,13 +466,19 @@ def overview() -> db.Dashboard:
         .with_panel(
             ts(
                 "Model updates published",
-                "Model updates written to the model-update topic, by reason.",
+                "Model updates written to the model-update topic, by reason; and those that "
+                "could not be published.",
                 [
                     q(
                         "sum by (model, reason) (increase("
                         f"streamer_model_updates_published_total{{{JOB}}}{RATE}))",
                         "{{model}}: {{reason}}",
-                    )
+                    ),
+                    q(
+                        "sum by (model, reason) (increase("
+                        f"streamer_model_update_failures_total{{{JOB}}}{RATE}))",
+                        "{{model}} failed: {{reason}}",
+                    ),
                 ],
                 w=8,
                 bars=True,

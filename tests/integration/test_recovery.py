@@ -95,13 +95,14 @@ def _committed(settings: Settings, partitions: int = 1) -> int:
     return sum(max(tp.offset, 0) for tp in tps)
 
 
-def _advance(settings: Settings, proc: Proc, more: int) -> None:
-    """Wait until ``more`` events beyond the committed offset are committed (or proc exits)."""
-    start = _committed(settings)
+def _advance(settings: Settings, proc: Proc, more: int, *, end: int) -> None:
+    """Wait until ``more`` events beyond the committed offset are committed (at most up to
+    ``end - 1``), or the process exits."""
+    target = min(_committed(settings) + more, end - 1)
     wait_for(
-        lambda: _committed(settings) >= start + more or proc.proc.poll() is not None,
+        lambda: _committed(settings) >= target or proc.proc.poll() is not None,
         timeout=120,
-        what=f"{more} more events committed",
+        what=f"offset {target} committed",
     )
 
 
@@ -155,7 +156,7 @@ def test_killed_at_20_random_points_ends_as_if_never_killed(make_settings, tmp_p
     """SIGKILL at 20 seeded random points, a restart each time (with another PYTHONHASHSEED):
     every prediction record, duplicates included, equals the uninterrupted run's; the final
     metrics are equal; no event is missing."""
-    n = 12_000
+    n = 16_000
     rows = _rows(n)
     settings = _prepare(make_settings, rows, checkpoint={"every_events": 700})
     reference = reference_run(settings, rows, topic=settings.topics.events)
@@ -169,7 +170,7 @@ def test_killed_at_20_random_points_ends_as_if_never_killed(make_settings, tmp_p
             # Some kills while starting: joining the group, restoring, replaying.
             time.sleep(rng.uniform(0.5, 4.0))
         else:
-            _advance(settings, proc, rng.randrange(100, 900))
+            _advance(settings, proc, rng.randrange(100, 450), end=n)
             time.sleep(rng.uniform(0.0, 0.05))  # anywhere in the next batch
         assert proc.proc.poll() is None, proc.text()[-3000:]
         proc.stop(signal.SIGKILL)
@@ -196,7 +197,7 @@ def test_killed_at_20_random_points_ends_as_if_never_killed(make_settings, tmp_p
 
 
 def test_sigterm_at_20_points_ends_as_if_never_stopped(make_settings, tmp_path):
-    n = 8000
+    n = 16_000
     rows = _rows(n, seed=3)
     settings = _prepare(make_settings, rows, checkpoint={"every_events": 100_000})
     reference = reference_run(settings, rows, topic=settings.topics.events)
@@ -205,7 +206,7 @@ def test_sigterm_at_20_points_ends_as_if_never_stopped(make_settings, tmp_path):
     for _ in range(20):
         proc = Proc(settings, tmp_path, PYTHONHASHSEED=str(rng.randrange(2**32)), **env)
         start = _committed(settings)
-        _advance(settings, proc, rng.randrange(50, 350))
+        _advance(settings, proc, rng.randrange(50, 350), end=n)
         assert proc.stop() == 0, proc.text()[-3000:]
         # Checkpoints are far apart here: each one was written at the graceful stop.
         assert "restored from the changelog" in proc.text() or start == 0, proc.text()[-2000:]
@@ -369,7 +370,7 @@ def test_exactly_once_outputs_survive_kills_without_duplicates(make_settings, tm
     rng = random.Random(3)
     for _ in range(4):
         proc = Proc(settings, tmp_path, **env)
-        _advance(settings, proc, rng.randrange(300, 1200))
+        _advance(settings, proc, rng.randrange(300, 1200), end=n)
         time.sleep(rng.uniform(0.0, 0.05))
         assert proc.proc.poll() is None, proc.text()[-3000:]
         proc.stop(signal.SIGKILL)

@@ -447,3 +447,29 @@ def test_every_metric_is_documented_and_every_query_uses_a_documented_metric():
     # And the documented streamer_* metrics all exist.
     documented = {m for m in re.findall(r"`(streamer_[a-z_]+)`", doc)}
     assert documented <= exported, documented - exported
+
+
+def test_export_models_removes_the_series_of_slots_gone():
+    reg = CollectorRegistry()
+    m = Metrics(reg, process=False)
+    values = {("Accuracy", "rolling"): 0.5}
+    m.export_models(T, 0, [("m", "champion", 1, values), ("m2", "challenger", 1, values)])
+    m.export_models(T, 0, [("m2", "champion", 2, values), ("m", "previous", 1, values)])
+
+    def slots() -> set[tuple[str, str, float]]:
+        return {
+            (dict(labels)["model"], dict(labels)["role"], v)
+            for (name, labels), v in _samples(reg).items()
+            if name == "streamer_model_version"
+        }
+
+    assert slots() == {("m2", "champion", 2.0), ("m", "previous", 1.0)}
+    m.export_models(T, 0, [("m2", "champion", 2, values)])
+    assert slots() == {("m2", "champion", 2.0)}
+    m.model_update_failed(model="m2", reason="too_large")
+    assert (
+        reg.get_sample_value(
+            "streamer_model_update_failures_total", {"model": "m2", "reason": "too_large"}
+        )
+        == 1
+    )

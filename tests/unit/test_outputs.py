@@ -35,6 +35,7 @@ def test_json_predictions_carry_every_field():
         "time": 1.5,
         "model": "m",
         "version": 4,
+        "role": "champion",
         "prediction": True,
         "proba": {"true": 0.75, "false": 0.25},
         "label": True,
