@@ -174,16 +174,15 @@ def test_compose_workers_and_producer_agree_and_fill_the_dashboards_in_two_minut
     settings = load_settings(ROOT / "deploy" / "streamer.toml", env=env)
     # The topics the init step creates are the workers' topics.
     script = "\n".join(services["topics"]["command"])
-    created = re.search(r"for topic in ([^;]+);", script)
-    assert created
+    loops = re.findall(r"for topic in ([^;]+); do\n(.*?)done", script, re.DOTALL)
+    plain = {n for names, body in loops if "compact" not in body for n in names.split()}
+    compacted = {n for names, body in loops if "compact" in body for n in names.split()}
     t = settings.topics
-    assert set(created[1].split()) == {t.events, t.predictions, t.dead_letters, t.drift_events}
-    changelog = re.search(
-        r"--topic (\S+) --partitions (\d+) .*\s+--config cleanup.policy=compact", script
-    )
-    assert changelog and changelog[1] == settings.changelog_topic
-    partitions = int(re.search(r"--partitions (\d+)", script)[1])  # type: ignore[index]
-    assert int(changelog[2]) == partitions
+    assert plain == {t.events, t.predictions, t.dead_letters, t.drift_events, t.lifecycle_events}
+    assert compacted == {settings.changelog_topic, t.model_updates}
+    partitions = {int(p) for p in re.findall(r"--partitions (\d+)", script)}
+    assert len(partitions) == 1  # the changelog has as many partitions as the events topic
+    [partitions_n] = partitions
     # What `streamer run` would refuse at start-up (a missing signing key…), this refuses.
     Worker(settings)
     args = dict(a.removeprefix("--").split("=", 1) for a in services["producer"]["command"][2:])
@@ -200,10 +199,10 @@ def test_compose_workers_and_producer_agree_and_fill_the_dashboards_in_two_minut
     assert set(settings.fields.features) == set(row) - {"id", "label"}
     # Sizing: per partition, the reference fills before the first drift, and the first drift
     # fills a current window well within two minutes of the first record.
-    per_partition = float(args["rate"]) / partitions
+    per_partition = float(args["rate"]) / partitions_n
     w = settings.drift.windows
     assert w.reference_size is not None and w.window_size is not None and w.every is not None
-    first_drift = int(args["period"]) / partitions  # records of a partition before it
+    first_drift = int(args["period"]) / partitions_n  # records of a partition before it
     assert w.reference_size < first_drift
     assert (first_drift + w.window_size + w.every) / per_partition < 60
     assert settings.evaluation.window / per_partition < 30
