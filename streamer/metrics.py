@@ -95,8 +95,6 @@ MODEL_UPDATE_REASONS = ("initial", "periodic", "promotion", "rollback", "manual"
 #: Where a partition's state came from on assignment (label ``source``).
 CHECKPOINT_RESTORE_SOURCES = ("changelog", "memory", "fresh")
 
-_DRIFT_LEVELS = {"ok": 0, "warning": 1, "alarm": 2}
-
 _BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # From consume to delivery: a batch's time, plus the wait for the brokers' acks.
 _PROCESSING_BUCKETS = (
@@ -156,10 +154,6 @@ class _LevelChange(Protocol):
 
     @property
     def signal(self) -> str: ...
-    @property
-    def feature(self) -> str: ...
-    @property
-    def statistic(self) -> str: ...
     @property
     def level(self) -> str: ...
 
@@ -549,7 +543,7 @@ class Metrics:
         # Children by labels, and the labels each partition owns (to remove them on revoke).
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self._owned: dict[TopicPartition, set[tuple[Any, tuple[str, ...]]]] = {}
-        self._levels: dict[TopicPartition, dict[tuple[str, str, str], int]] = {}
+        self._seen: set[TopicPartition] = set()
         self._pending: dict[TopicPartition, tuple[int, Sequence[float]]] = {}
 
     # -- children -----------------------------------------------------------------------------
@@ -669,6 +663,7 @@ class Metrics:
         events: Iterable[_LevelChange],
         concept_states: Sequence[int],
         alarming: Mapping[str, int],
+        levels: Mapping[tuple[str, str, str], int],
         exported: Container[str],
     ) -> None:
         """One partition's drift report of a batch.
@@ -683,22 +678,23 @@ class Metrics:
             The concept-drift detector's state after each scored labelled event.
         alarming
             Signal -> number of statistics at alarm level now.
+        levels
+            ``(signal, feature, statistic) -> level`` now (0 ok, 1 warning, 2 alarm), as the
+            monitor holds them (:meth:`streamer.drift.monitor.DriftMonitor.levels`): read from
+            the monitor, not rebuilt from events, so they survive a revoke and a restore.
         exported
             Feature and field names that get series of their own: the others are left out,
             except new schema fields, which share one series (``feature="(new)"``), so that
             names read from the data cannot grow the label set.
         """
-        levels = self._levels.get((topic, partition))
-        if levels is None:
-            levels = self._levels[(topic, partition)] = {}
+        if (topic, partition) not in self._seen:
+            self._seen.add((topic, partition))
             # Every level change series starts at 0, so that increase() sees the first one.
             for signal in SIGNALS:
                 for name in LEVELS[1:] if signal == "concept" else LEVELS:
                     self._child(self.drift_events, topic, partition, signal, name)
         for ev in events:
             self._child(self.drift_events, topic, partition, ev.signal, ev.level).inc()
-            if ev.signal != "concept":
-                levels[(ev.signal, ev.feature, ev.statistic)] = _DRIFT_LEVELS.get(ev.level, 0)
         new_fields: tuple[float, int] | None = None
         child, value_family, level_family = self._child, self.drift_statistic, self.drift_level
         for signal, f in statistics:
@@ -776,7 +772,7 @@ class Metrics:
         self.processing_latency.remove(labels)
         self.end_to_end_latency.remove(labels)
         self.concept_state.remove(labels)
-        self._levels.pop((topic, partition), None)
+        self._seen.discard((topic, partition))
         self._pending.pop((topic, partition), None)
 
     def forget_model(self, topic: str, partition: int, *, model: str, role: str) -> None:

@@ -848,6 +848,7 @@ class Worker:
                 events=result.drift_events,
                 concept_states=result.concept_states,
                 alarming=state.drift.alarming(),
+                levels=state.drift.levels(),
                 exported=state.drift.exported_features(),
             )
 

@@ -505,6 +505,11 @@ class DriftMonitor:
                 out[signal] += 1
         return out
 
+    def levels(self) -> dict[tuple[str, str, str], int]:
+        """``(signal, feature, statistic) -> level`` (0 ok, 1 warning, 2 alarm), as published on
+        the drift-events topic; a statistic never above ok may be absent (for a gauge)."""
+        return dict(self._levels)
+
     def forget_model_levels(self) -> None:
         """A new champion: the levels of the signals that belonged to the old one are gone."""
         for key in [k for k in self._levels if k[0] in ("concept", "prediction")]:

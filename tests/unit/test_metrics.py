@@ -230,6 +230,11 @@ def test_drift_export_levels_and_bounded_feature_labels():
         ],
         concept_states=[0, 1, 2, 0],
         alarming={"feature": 1, "schema": 0},
+        levels={
+            ("feature", "f1", "psi"): 2,
+            ("schema", "other", "new_field_rate"): 1,
+            ("feature", "f99", "psi"): 2,
+        },
         exported=exported,
     )
     get = reg.get_sample_value
@@ -252,7 +257,7 @@ def test_drift_export_levels_and_bounded_feature_labels():
         if name in ("streamer_drift_statistic", "streamer_drift_level")
     }
     assert features == {"f1", "f2", "(new)", "prediction"}
-    # The level goes back down with the event that says so.
+    # The level goes back down with the monitor's.
     m.export_drift(
         T,
         0,
@@ -260,6 +265,7 @@ def test_drift_export_levels_and_bounded_feature_labels():
         events=[_Change("feature", "f1", "psi", "ok")],
         concept_states=[],
         alarming={"feature": 0},
+        levels={},
         exported=exported,
     )
     assert get("streamer_drift_level", f1) == 0
@@ -282,6 +288,7 @@ def _fill(m: Metrics, partition: int) -> None:
         events=[_Change("feature", "f1", "psi", "alarm")],
         concept_states=[2],
         alarming={"feature": 1},
+        levels={("feature", "f1", "psi"): 2},
         exported={"f1"},
     )
     m.lifecycle_decision(T, partition, model="m", decision="challenger_started")
@@ -473,3 +480,30 @@ def test_export_models_removes_the_series_of_slots_gone():
         )
         == 1
     )
+
+
+def test_drift_levels_come_back_with_a_partition_that_comes_back():
+    """A revoked partition's series go; taken on again (its monitor restored), its levels are
+    the monitor's, although no level changes then."""
+    reg = CollectorRegistry()
+    m = Metrics(reg, process=False)
+    _fill(m, 0)
+    m.forget_partition(T, 0)
+    m.export_drift(
+        T,
+        0,
+        statistics=[("feature", _Finding("f1", "psi", 0.4))],
+        events=[],
+        concept_states=[],
+        alarming={"feature": 1},
+        levels={("feature", "f1", "psi"): 2},
+        exported={"f1"},
+    )
+    labels = {
+        "topic": T,
+        "partition": "0",
+        "signal": "feature",
+        "feature": "f1",
+        "statistic": "psi",
+    }
+    assert reg.get_sample_value("streamer_drift_level", labels) == 2
