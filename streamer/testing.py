@@ -7,7 +7,7 @@ users can test their own model factories the same way.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from streamer.records import Event, Headers, MemoryRecord
 __all__ = [
     "FakeRecord",
     "FragileClassifier",
+    "HintClassifier",
     "ListSink",
     "Reference",
     "events_from",
@@ -246,3 +247,49 @@ def reference_run(
 
 def _json_round_trip(doc: Mapping[str, Any]) -> Any:
     return orjson.loads(orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS))
+
+
+class HintClassifier(base.Classifier):
+    """A classifier that believes a hint: it predicts the boolean in feature ``hint`` (with
+    probability 0.9) and learns nothing.
+
+    For testing the model lifecycle on constructed streams, where the data decides which model
+    is right when: use it as ``model.preset = "streamer.testing:hint_classifier"`` with
+    ``[model.params] hint = "a"``, and a challenger with ``hint = "b"``.
+    """
+
+    def __init__(self, hint: str = "hint") -> None:
+        self.hint = hint
+
+    def learn_one(self, x: dict[Any, Any], y: Any, **kwargs: Any) -> None:
+        pass
+
+    def predict_proba_one(self, x: dict[Any, Any], **kwargs: Any) -> dict[Any, float]:
+        p = 0.9 if x.get(self.hint) else 0.1
+        return {False: 1.0 - p, True: p}
+
+
+def hint_classifier(hint: str = "hint", seed: int = 0) -> HintClassifier:
+    """A :class:`HintClassifier` (a ``module:factory`` for settings)."""
+    return HintClassifier(hint)
+
+
+def hinted_rows(
+    n: int, spans: Sequence[tuple[int, float, float]], *, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Rows whose hints ``a`` and ``b`` are right with given probabilities over spans of offsets.
+
+    ``spans`` holds ``(start offset, P(a is right), P(b is right))``, in order; labels are
+    fair coins and one noise feature goes with them.
+    """
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        _, pa, pb = [s for s in spans if s[0] <= i][-1]
+        y = rng.random() < 0.5
+        a = y if rng.random() < pa else not y
+        b = y if rng.random() < pb else not y
+        rows.append({"id": f"e{i}", "a": a, "b": b, "noise": rng.random(), "label": y})
+    return rows

@@ -583,8 +583,9 @@ class Worker:
             return
         assert self.signer is not None
         champion = state.champion
+        name = self.settings.model.name
         update = ModelUpdate(
-            name=champion.name,
+            name=name,
             topic=state.topic,
             partition=state.partition,
             version=champion.version,
@@ -617,14 +618,14 @@ class Worker:
             )
         except PayloadError as exc:
             log.error("%s", exc)
-            self.metrics.model_update_failures.labels(champion.name, "too_large").inc()
+            self.metrics.model_update_failures.labels(name, "too_large").inc()
             state.published = (champion.version, champion.n_learned)  # do not retry each batch
             return
         except Exception as exc:
             log.error(
                 "model %s could not be published: %s: %s", update.key, type(exc).__name__, exc
             )
-            self.metrics.model_update_failures.labels(champion.name, "pickle").inc()
+            self.metrics.model_update_failures.labels(name, "pickle").inc()
             state.published = (champion.version, champion.n_learned)
             return
         topic = self.settings.topics.model_updates
@@ -632,7 +633,7 @@ class Worker:
             self._sink.produce(topic, value, key.encode(), headers)
         state.published = update.order
         self._published_at[state.key] = time.monotonic()
-        self.metrics.model_updates.labels(champion.name, reason).inc()
+        self.metrics.model_updates.labels(name, reason).inc()
 
     # -- delivery, checkpoints, commits --------------------------------------------------------
 
@@ -832,11 +833,10 @@ class Worker:
         m.learned.labels(*labels).inc(result.learned)
         if result.last_event_time is not None:
             m.event_time.labels(*labels).set(result.last_event_time)
-        name = self.settings.model.name
         for slot in state.slots:
-            m.model_version.labels(topic, part, name, slot.role).set(slot.version)
+            m.model_version.labels(topic, part, slot.name, slot.role).set(slot.version)
             for (metric, window), value in slot.evaluation.values().items():
-                m.model_metric.labels(topic, part, name, slot.role, metric, window).set(value)
+                m.model_metric.labels(topic, part, slot.name, slot.role, metric, window).set(value)
         if state.drift is None:
             return
         exported = state.drift.exported_features()
