@@ -28,7 +28,7 @@ import itertools
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import river
