@@ -317,6 +317,10 @@ class Lifecycle:
     def _decide(self, state: Any, offset: int) -> list[Decision]:
         life: LifecycleState = state.lifecycle
         out: list[Decision] = []
+        if state.champion.failure is not None:
+            # 0. A poisoned champion (non-finite outputs) is replaced at once, by the best
+            #    model in shadow, or by a fresh one.
+            out += self._replace_poisoned(state, offset)
         # 1. Tests: a challenger that beats the champion is promoted; a previous champion
         #    that beats the new one is rolled back to.
         best: tuple[float, int] | None = None
@@ -491,6 +495,43 @@ class Lifecycle:
                 champion=winner,
             )
         ]
+
+    def _replace_poisoned(self, state: Any, offset: int) -> list[Decision]:
+        life: LifecycleState = state.lifecycle
+        old = state.champion
+        why = f"the champion is poisoned: {old.failure}"
+        candidates = [
+            i
+            for i, s in enumerate(state.slots[1:], 1)
+            if s.failure is None and (s.role == "previous" or s.n_learned > 0)
+        ]
+        if candidates:
+            # The previous champion first, then the model in shadow that has learned most.
+            best = max(
+                candidates,
+                key=lambda i: (state.slots[i].role == "previous", state.slots[i].n_learned),
+            )
+            shadow = life.shadows[best - 1]
+            shadow.pairing.clear()
+            decisions = self._replace(state, best, offset)
+            decisions[0].reason = why
+        else:
+            state.versions += 1
+            fresh = self._new_slot(
+                self._settings, version=state.versions, parent=old.version, reason="reset"
+            )
+            if state.drift is not None:
+                fresh.drift = state.drift.model_drift()
+                state.drift.forget_model_levels()
+            state.slots[0] = fresh
+            decisions = [self._decision("rolled_back", state, fresh, offset, why)]
+            decisions[0].champion = fresh
+        # The poisoned model is not kept in shadow.
+        for i in range(len(state.slots) - 1, 0, -1):
+            if state.slots[i] is old:
+                state.slots.pop(i)
+                life.shadows.pop(i - 1)
+        return decisions
 
     def _retire(self, state: Any, i: int) -> None:
         """A previous champion leaves the shadow (a configured alternative stays, as a

@@ -172,7 +172,9 @@ def test_tampered_foreign_unsafe_and_older_updates_are_refused(make_settings, tm
     with ModelSubscriber(settings) as sub:
         accepted: list[Accepted] = []
         wait_for(
-            lambda: accepted.extend(sub.poll(0.5)) or (len(sub.refused) >= 6 and len(accepted) >= 2),
+            lambda: (
+                accepted.extend(sub.poll(0.5)) or (len(sub.refused) >= 6 and len(accepted) >= 2)
+            ),
             timeout=60,
             what="every update judged",
         )

@@ -190,3 +190,25 @@ def test_the_lifecycle_survives_a_checkpoint_mid_promotion():
     copy = loads(dumps(state))
     _, rest, _ = _run(settings_, rows[3100:], pipeline=pipeline, state=copy, start=3100)
     assert [d.as_dict() for d in first + rest] == [d.as_dict() for d in whole]
+
+
+def test_a_poisoned_champion_is_replaced_at_the_next_decision_point():
+    """One absurd value makes the logistic regression output NaN for good: its events are
+    dead-lettered, and at the next decision point the previous champion (or a fresh model)
+    takes over under a new version."""
+    settings = _settings(
+        input={"max_abs_value": 1e308} if "max_abs_value" in _settings().input.model_fields else {},
+        lifecycle={"retrain_on": []},
+    )
+    rows = [
+        {"id": i, **x, "label": y}
+        for i, (x, y) in enumerate(concept_drift("sea", seed=2, position=10**9, n=3000))
+    ]
+    rows[1010]["0"] = 1e300  # finite, absurd: StandardScaler and the weights go to NaN/inf
+    state, decisions, predictions = _run(settings, rows)
+    (reset,) = [d for d in decisions if d.decision == "rolled_back"]
+    assert reset.offset == 1050 and "poisoned" in reset.reason and reset.version == 2
+    versions = {o: v for o, _, v in predictions}
+    assert versions[2999] == 2 and 1012 not in versions  # poisoned outputs were dead letters
+    accurate = [y == rows[o]["label"] for o, y, v in predictions if v == 2 and y is not None]
+    assert sum(accurate[-1000:]) / 1000 > 0.9  # the new champion learns again
