@@ -205,7 +205,7 @@ def test_a_poisoned_champion_is_replaced_at_the_next_decision_point():
         for i, (x, y) in enumerate(concept_drift("sea", seed=2, position=10**9, n=3000))
     ]
     rows[1010]["0"] = 1e300  # finite, absurd: StandardScaler and the weights go to NaN/inf
-    state, decisions, predictions = _run(settings, rows)
+    _, decisions, predictions = _run(settings, rows)
     (reset,) = [d for d in decisions if d.decision == "rolled_back"]
     assert reset.offset == 1050 and "poisoned" in reset.reason and reset.version == 2
     versions = {o: v for o, _, v in predictions}
