@@ -245,21 +245,21 @@ class Worker:
                 log.warning("%s[%d]: checkpoint refused (%s): %s", *key, reason, detail)
                 m.checkpoint_failures.labels(reason).inc()
             saved = restorer.newest_offset if restorer is not None else None
+            kept_at = kept.next_offset if kept is not None else None
             state: PartitionState | None = None
             source = "fresh"
-            if (
-                kept is not None
-                and kept.next_offset is not None
-                and (saved is None or kept.next_offset >= saved)
+            restored = None
+            if restorer is not None and saved is not None and (kept_at is None or saved > kept_at):
+                restored = restorer.best()  # unpickled only when it is the better candidate
+            if restored is not None and (
+                kept_at is None or (restored.state.next_offset or 0) > kept_at
             ):
+                state, source = restored.state, "changelog"
+                self._last_checkpoint[key] = (state.events, time.monotonic())
+                m.checkpoint_bytes.labels(*_labels(key)).set(restored.bytes)
+                m.checkpoint_time.labels(*_labels(key)).set(restored.manifest["created_at"])
+            elif kept is not None and kept_at is not None:
                 state, source = kept, "memory"
-            elif restorer is not None and saved is not None:
-                restored = restorer.best()
-                if restored is not None:
-                    state, source = restored.state, "changelog"
-                    self._last_checkpoint[key] = (state.events, time.monotonic())
-                    m.checkpoint_bytes.labels(*_labels(key)).set(restored.bytes)
-                    m.checkpoint_time.labels(*_labels(key)).set(restored.manifest["created_at"])
             start: int | None
             if state is None:
                 state = self.pipeline.new_state(*key)
@@ -323,15 +323,20 @@ class Worker:
         # outputs are delivered and its offset committed, or in the current transaction.
         # Checkpoint what moved since the last checkpoint, so the next owner starts there.
         mine = [k for k in keys if k in self.states]
+        saved = False
         if mine and self._sink is not None:
             try:
                 self._deliver(self._positions(mine), mine, force=True)
+                saved = self.checkpoints
             except StreamerError as exc:
                 log.warning("could not checkpoint revoked partitions %s: %s", mine, exc)
         if self._closing:
             return  # the final revoke: keep the states readable after run() returns
         for key in mine:
-            self._parked[key] = self.states.pop(key)
+            state = self.states.pop(key)
+            if not saved:
+                # Not in the changelog: kept, in case the partition comes back to us.
+                self._parked[key] = state
         self.metrics.assigned.set(len(self.states))
         log.info("revoked %s", sorted(keys))
 
