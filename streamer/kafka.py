@@ -139,6 +139,7 @@ def make_reader(
         "group.id": "streamer-reader",
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
     }
     consumer: Consumer = _checked(Consumer, conf, "consumer")
     md = consumer.list_topics(topic, timeout=timeout).topics.get(topic)

@@ -202,7 +202,8 @@ class _Shadow:
 
     pairing: Pairing
     started: int  # offset of the first record it saw
-    permanent: bool  # a configured alternative: never dropped for not winning
+    permanent: bool  # never dropped for not winning
+    alternative: bool = False  # a configured alternative: never retired
     trigger: DriftEvent | None = None
 
 
@@ -214,6 +215,7 @@ class LifecycleState:
     shadows: list[_Shadow] = field(default_factory=list)
     pending: DriftEvent | None = None  # a drift signal waiting for the next boundary
     promoted_at: int | None = None
+    champion_alternative: bool = False  # the champion is a configured alternative
 
 
 class Lifecycle:
@@ -259,7 +261,7 @@ class Lifecycle:
             state.versions += 1
             slot = self._alternative(spec, version=state.versions, parent=None)
             state.slots.append(slot)
-            state.lifecycle.shadows.append(_Shadow(Pairing(self.window), 0, permanent=True))
+            state.lifecycle.shadows.append(_Shadow(Pairing(self.window), 0, True, True))
 
     # -- per batch ------------------------------------------------------------------------
 
@@ -315,6 +317,10 @@ class Lifecycle:
     def _decide(self, state: Any, offset: int) -> list[Decision]:
         life: LifecycleState = state.lifecycle
         out: list[Decision] = []
+        if state.champion.failure is not None:
+            # 0. A poisoned champion (non-finite outputs) is replaced at once, by the best
+            #    model in shadow, or by a fresh one.
+            out += self._replace_poisoned(state, offset)
         # 1. Tests: a challenger that beats the champion is promoted; a previous champion
         #    that beats the new one is rolled back to.
         best: tuple[float, int] | None = None
@@ -341,7 +347,9 @@ class Lifecycle:
             ):
                 out.append(self._drop(state, i, offset, f"no win in {age} events"))
             elif slot.role == "previous" and age >= self.keep_previous:
-                out.append(self._drop(state, i, offset, f"kept {age} events without a rollback"))
+                why = f"kept {age} events without a rollback"
+                out.append(self._decision("retired", state, slot, offset, why))
+                self._retire(state, i)
         # 3. A concept drift signal starts a fresh challenger (replacing an older one that
         #    has not won: the newest change is the one to learn).
         trigger, life.pending = life.pending, None
@@ -385,10 +393,10 @@ class Lifecycle:
             version=state.versions,
             parent=champion.version,
             reason=f"drift_{_level(trigger)}",
-            name=f"{champion.name}-retrained",
+            name=f"{self._settings.model.name}-retrained",
         )
         state.slots.append(slot)
-        life.shadows.append(_Shadow(Pairing(self.window), offset, permanent=False, trigger=trigger))
+        life.shadows.append(_Shadow(Pairing(self.window), offset, False, False, trigger))
         return Decision(
             "challenger_started",
             state.topic,
@@ -406,8 +414,11 @@ class Lifecycle:
         life: LifecycleState = state.lifecycle
         slot = state.slots.pop(i)
         life.shadows.pop(i - 1)
+        return self._decision("challenger_dropped", state, slot, offset, why)
+
+    def _decision(self, what: str, state: Any, slot: ModelSlot, offset: int, why: str) -> Decision:
         return Decision(
-            "retired" if slot.role == "previous" else "challenger_dropped",
+            what,
             state.topic,
             state.partition,
             offset,
@@ -419,11 +430,16 @@ class Lifecycle:
         )
 
     def _replace(self, state: Any, i: int, offset: int) -> list[Decision]:
-        """The model in shadow at ``i`` becomes the champion; the champion goes to shadow."""
+        """The model in shadow at ``i`` becomes the champion; the champion goes to shadow.
+
+        After a promotion the old champion stays in shadow as ``previous`` (a rollback
+        target); after a rollback the champion rolled back from is retired. A configured
+        alternative is never retired: it goes back to being a challenger.
+        """
         life: LifecycleState = state.lifecycle
         old = state.champion
-        winner = state.slots[i]
-        shadow = life.shadows[i - 1]
+        winner = state.slots.pop(i)
+        shadow = life.shadows.pop(i - 1)
         pairing = shadow.pairing
         p = self._p_value(winner, pairing)
         gain = pairing.gain()
@@ -431,28 +447,27 @@ class Lifecycle:
         if rollback:
             # The previous champion kept learning in shadow: it comes back as a new version.
             state.versions += 1
-            winner.parent, winner.version = old.version, state.versions
+            winner.version = state.versions
             winner.reason = "rollback"
         else:
-            winner.parent = old.version
             winner.reason = "promotion"
-        # Roles: the old champion stays in shadow as "previous" (unless it was the previous
-        # one being rolled back from, which is simply retired).
+        winner.parent = old.version
         winner.role = "champion"
-        winner.name = old.name
-        state.slots.pop(i)
-        life.shadows.pop(i - 1)
-        # Any other "previous" is retired: one rollback target at a time.
+        old_alternative, life.champion_alternative = life.champion_alternative, shadow.alternative
+        # One rollback target at a time: an older previous champion leaves the shadow.
         for j in range(len(state.slots) - 1, 0, -1):
             if state.slots[j].role == "previous":
-                state.slots.pop(j)
-                life.shadows.pop(j - 1)
-        old.role = "previous"
+                self._retire(state, j)
         old.drift = None
         state.slots[0] = winner
         if not rollback:
+            old.role = "previous"
             state.slots.insert(1, old)
-            life.shadows.insert(0, _Shadow(Pairing(self.window), offset, permanent=False))
+            life.shadows.insert(0, _Shadow(Pairing(self.window), offset, False, old_alternative))
+        elif old_alternative:
+            old.role = "challenger"
+            state.slots.append(old)
+            life.shadows.append(_Shadow(Pairing(self.window), offset, True, True))
         if state.drift is not None:
             winner.drift = state.drift.model_drift()
             state.drift.forget_model_levels()
@@ -480,6 +495,55 @@ class Lifecycle:
                 champion=winner,
             )
         ]
+
+    def _replace_poisoned(self, state: Any, offset: int) -> list[Decision]:
+        life: LifecycleState = state.lifecycle
+        old = state.champion
+        why = f"the champion is poisoned: {old.failure}"
+        candidates = [
+            i
+            for i, s in enumerate(state.slots[1:], 1)
+            if s.failure is None and (s.role == "previous" or s.n_learned > 0)
+        ]
+        if candidates:
+            # The previous champion first, then the model in shadow that has learned most.
+            best = max(
+                candidates,
+                key=lambda i: (state.slots[i].role == "previous", state.slots[i].n_learned),
+            )
+            shadow = life.shadows[best - 1]
+            shadow.pairing.clear()
+            decisions = self._replace(state, best, offset)
+            decisions[0].reason = why
+        else:
+            state.versions += 1
+            fresh = self._new_slot(
+                self._settings, version=state.versions, parent=old.version, reason="reset"
+            )
+            if state.drift is not None:
+                fresh.drift = state.drift.model_drift()
+                state.drift.forget_model_levels()
+            state.slots[0] = fresh
+            decisions = [self._decision("rolled_back", state, fresh, offset, why)]
+            decisions[0].champion = fresh
+        # The poisoned model is not kept in shadow.
+        for i in range(len(state.slots) - 1, 0, -1):
+            if state.slots[i] is old:
+                state.slots.pop(i)
+                life.shadows.pop(i - 1)
+        return decisions
+
+    def _retire(self, state: Any, i: int) -> None:
+        """A previous champion leaves the shadow (a configured alternative stays, as a
+        challenger)."""
+        life: LifecycleState = state.lifecycle
+        shadow = life.shadows[i - 1]
+        if shadow.alternative:
+            state.slots[i].role = "challenger"
+            shadow.permanent = True
+        else:
+            state.slots.pop(i)
+            life.shadows.pop(i - 1)
 
 
 def _level(ev: DriftEvent) -> str:

@@ -180,18 +180,21 @@ def update_records(
     chunk_bytes: int,
     max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     encode: Callable[[Mapping[str, Any]], bytes] | None = None,
+    payload: bytes | None = None,
 ) -> list[tuple[str, bytes, Headers]]:
     """The records of one model update: the payload's chunks, then the signed manifest.
 
     Fills in the payload fields, the versions, the creation time and the signature of
-    ``update``. ``encode`` writes the manifest (JSON by default).
+    ``update``. ``encode`` writes the manifest (JSON by default); ``payload`` is the already
+    pickled model, if the caller has it (see :func:`streamer.signing.dumps`).
 
     Raises
     ------
     PayloadError
         If the compressed model is larger than ``max_bytes``.
     """
-    payload = dumps(model)
+    if payload is None:
+        payload = dumps(model)
     if len(payload) > max_bytes:
         raise PayloadError(
             f"model {update.key} v{update.version} is {len(payload)} bytes compressed, "

@@ -344,7 +344,7 @@ class LifecycleSettings(_Section):
     """Concept-drift levels of the champion that start a fresh challenger (empty: never)."""
     challengers: list[ChallengerSettings] = Field(default_factory=list)
     """Alternative models, in shadow from the start."""
-    step: int = Field(50, ge=1, le=100_000)
+    step: int = Field(20, ge=1, le=100_000)
     """Decisions are taken every this many offsets of a partition."""
     window: int = Field(300, ge=10)
     """Labelled events compared (paired, the most recent ones) when testing a model in shadow

@@ -245,22 +245,20 @@ class Worker:
                 log.warning("%s[%d]: checkpoint refused (%s): %s", *key, reason, detail)
                 m.checkpoint_failed(reason)
             saved = restorer.newest_offset if restorer is not None else None
+            kept_at = kept.next_offset if kept is not None else None
             state: PartitionState | None = None
             source = "fresh"
-            if (
-                kept is not None
-                and kept.next_offset is not None
-                and (saved is None or kept.next_offset >= saved)
+            restored = None
+            if restorer is not None and saved is not None and (kept_at is None or saved > kept_at):
+                restored = restorer.best()  # unpickled only when it is the better candidate
+            if restored is not None and (
+                kept_at is None or (restored.state.next_offset or 0) > kept_at
             ):
+                state, source = restored.state, "changelog"
+                self._last_checkpoint[key] = (state.events, time.monotonic())
+                m.checkpoint_restored(*key, size=restored.bytes, at=restored.manifest["created_at"])
+            elif kept is not None and kept_at is not None:
                 state, source = kept, "memory"
-            elif restorer is not None and saved is not None:
-                restored = restorer.best()
-                if restored is not None:
-                    state, source = restored.state, "changelog"
-                    self._last_checkpoint[key] = (state.events, time.monotonic())
-                    m.checkpoint_restored(
-                        *key, size=restored.bytes, at=restored.manifest["created_at"]
-                    )
             start: int | None
             if state is None:
                 state = self.pipeline.new_state(*key)
@@ -324,15 +322,20 @@ class Worker:
         # outputs are delivered and its offset committed, or in the current transaction.
         # Checkpoint what moved since the last checkpoint, so the next owner starts there.
         mine = [k for k in keys if k in self.states]
+        saved = False
         if mine and self._sink is not None:
             try:
                 self._deliver(self._positions(mine), mine, force=True)
+                saved = self.checkpoints
             except StreamerError as exc:
                 log.warning("could not checkpoint revoked partitions %s: %s", mine, exc)
         if self._closing:
             return  # the final revoke: keep the states readable after run() returns
         for key in mine:
-            self._parked[key] = self.states.pop(key)
+            state = self.states.pop(key)
+            if not saved:
+                # Not in the changelog: kept, in case the partition comes back to us.
+                self._parked[key] = state
         for key in keys:
             self.metrics.forget_partition(*key)
         self.metrics.set_assigned(len(self.states))
@@ -584,8 +587,9 @@ class Worker:
             return
         assert self.signer is not None
         champion = state.champion
+        name = self.settings.model.name
         update = ModelUpdate(
-            name=champion.name,
+            name=name,
             topic=state.topic,
             partition=state.partition,
             version=champion.version,
@@ -618,14 +622,14 @@ class Worker:
             )
         except PayloadError as exc:
             log.error("%s", exc)
-            self.metrics.model_update_failed(model=champion.name, reason="too_large")
+            self.metrics.model_update_failed(model=name, reason="too_large")
             state.published = (champion.version, champion.n_learned)  # do not retry each batch
             return
         except Exception as exc:
             log.error(
                 "model %s could not be published: %s: %s", update.key, type(exc).__name__, exc
             )
-            self.metrics.model_update_failed(model=champion.name, reason="pickle")
+            self.metrics.model_update_failed(model=name, reason="pickle")
             state.published = (champion.version, champion.n_learned)
             return
         topic = self.settings.topics.model_updates
@@ -633,7 +637,7 @@ class Worker:
             self._sink.produce(topic, value, key.encode(), headers)
         state.published = update.order
         self._published_at[state.key] = time.monotonic()
-        self.metrics.model_update_published(model=champion.name, reason=reason)
+        self.metrics.model_update_published(model=name, reason=reason)
 
     # -- delivery, checkpoints, commits --------------------------------------------------------
 
@@ -831,12 +835,11 @@ class Worker:
             learned=result.learned,
             event_times=[ev.time for seg in result.predictions for ev, _, _ in seg.scored],
         )
-        name = self.settings.model.name
         m.export_models(
             topic,
             partition,
             [
-                (slot.name or name, slot.role, slot.version, slot.evaluation.values())
+                (slot.name, slot.role, slot.version, slot.evaluation.values())
                 for slot in state.slots
             ],
         )
