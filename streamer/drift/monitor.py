@@ -164,11 +164,14 @@ class DriftMonitor:
         self._exported: frozenset[str] | None = None
         self._exported_key = (False, False)
         c = settings.concept
-        self.concept = (
-            ConceptDriftMonitor(c.detector or DEFAULT_DETECTOR, c.params, task=task, seed=seed)
-            if settings.enabled and c.enabled
-            else None
-        )
+        try:
+            self.concept = (
+                ConceptDriftMonitor(c.detector or DEFAULT_DETECTOR, c.params, task=task, seed=seed)
+                if settings.enabled and c.enabled
+                else None
+            )
+        except ValueError as exc:  # name and params are checked by the settings; this is the task
+            raise ConfigError("drift.concept.detector", str(exc)) from exc
         self._errors = _ErrorBaseline()
         self._concept_first: int | None = None
         self.features: WindowMonitor | None = None
