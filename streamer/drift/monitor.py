@@ -201,6 +201,9 @@ class DriftMonitor:
             SchemaMonitor(
                 _configured_schema(fields),
                 optional=[*fields.optional, fields.label],
+                # Names from the data: as long, and (with id, time, label) as many, as features.
+                max_name_length=fields.max_name_length,
+                max_fields=fields.max_features + 3,
                 every=settings.windows.every or _WINDOW_DEFAULTS["every"],
                 reference_size=settings.windows.reference_size
                 or _WINDOW_DEFAULTS["reference_size"],
