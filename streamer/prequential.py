@@ -25,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,14 +34,19 @@ from river import metrics as river_metrics
 from river import utils
 
 from streamer.errors import ConfigError
-from streamer.models import build_model, task_of
+from streamer.models import build_model, task_kind, task_of
 from streamer.records import DeadLetter, Event
 from streamer.settings import Settings
 
 __all__ = ["DEFAULT_METRICS", "Outcome", "Prequential", "make_metric"]
 
+log = logging.getLogger(__name__)
+
+#: Metrics of each task kind (:func:`streamer.models.task_kind`) when the settings name none.
+#: Binary ones (F1, LogLoss) on a multi-class stream read 0.0 and 34.5: never a default there.
 DEFAULT_METRICS = {
-    "classification": ["Accuracy", "F1", "LogLoss"],
+    "binary": ["Accuracy", "F1", "LogLoss"],
+    "multiclass": ["Accuracy", "MacroF1", "CrossEntropy"],
     "regression": ["MAE", "RMSE"],
 }
 
@@ -70,6 +76,27 @@ def make_metric(name: str, *, model: Any) -> river_metrics.base.Metric:
             "evaluation.metrics", f"{name} does not work with a {task_of(model)} model"
         )
     return metric
+
+
+def _check_binary_metrics(names: Sequence[str], kind: str, classes: Sequence[Any]) -> None:
+    """A binary metric on a multi-class task: refused when the classes say so, else a warning
+    (a multi-class model may well be given a binary stream)."""
+    binary = [
+        n for n in names if issubclass(getattr(river_metrics, n), river_metrics.base.BinaryMetric)
+    ]
+    if kind != "multiclass" or not binary:
+        return
+    if len(classes) > 2:
+        raise ConfigError(
+            "evaluation.metrics",
+            f"{', '.join(binary)} only score two classes, and evaluation.classes declares "
+            f"{len(classes)}: use MacroF1, MicroF1, WeightedF1, CrossEntropy…",
+        )
+    log.warning(
+        "evaluation.metrics: %s only score two classes and the model is multi-class; on a "
+        "multi-class stream they read 0 (declare 2 evaluation.classes to silence this)",
+        ", ".join(binary),
+    )
 
 
 def _binarised(metric: Any, positive_label: Any) -> Callable[[Any, Any], None]:
@@ -121,6 +148,9 @@ class Prequential:
         Size of the rolling window, in scored labelled events.
     positive_label
         Positive class of binary metrics (F1, Precision, …).
+    classes
+        Declared classes (``evaluation.classes``): with the model, they say whether the task
+        is binary or multi-class, hence the default metrics.
     """
 
     def __init__(
@@ -130,12 +160,15 @@ class Prequential:
         metrics: Sequence[str] = (),
         window: int = 1000,
         positive_label: Any = True,
+        classes: Sequence[Any] = (),
     ) -> None:
         self.model = model
         self.task = task_of(model)
+        self.kind = task_kind(model, classes)
         self.window = window
-        names = list(metrics) or DEFAULT_METRICS[self.task]
+        names = list(metrics) or DEFAULT_METRICS[self.kind]
         self.running = {n: make_metric(n, model=model) for n in names}
+        _check_binary_metrics(names, self.kind, classes)
         self.rolling: dict[str, Any] = {
             n: utils.Rolling(type(m), window_size=window) for n, m in self.running.items()
         }
@@ -159,7 +192,13 @@ class Prequential:
         model = build_model(
             m.preset, m.params, seed=m.seed, categorical=bool(settings.fields.categorical)
         )
-        return cls(model, metrics=e.metrics, window=e.window, positive_label=e.positive_label)
+        return cls(
+            model,
+            metrics=e.metrics,
+            window=e.window,
+            positive_label=e.positive_label,
+            classes=e.classes,
+        )
 
     def run(self, events: Sequence[Event]) -> Outcome:
         """Score and learn from ``events`` (one partition, offset order)."""

@@ -109,3 +109,44 @@ def test_positive_label_reaches_binary_metrics():
     recall = tp / sum(b for _, b in hits)
     assert p.running["F1"].get() == pytest.approx(2 * precision * recall / (precision + recall))
     assert p.running["F1"].get() > 0.5
+
+
+@pytest.mark.parametrize(
+    ("preset", "classes", "defaults"),
+    [
+        ("logistic_regression", [], ["Accuracy", "F1", "LogLoss"]),
+        ("softmax_regression", [], ["Accuracy", "MacroF1", "CrossEntropy"]),
+        ("hoeffding_tree", [], ["Accuracy", "MacroF1", "CrossEntropy"]),
+        ("hoeffding_tree", [True, False], ["Accuracy", "F1", "LogLoss"]),
+        ("linear_regression", [], ["MAE", "RMSE"]),
+    ],
+)
+def test_default_metrics_follow_the_task(preset, classes, defaults):
+    assert list(Prequential(build_model(preset), classes=classes).running) == defaults
+
+
+def test_multiclass_defaults_score_a_multiclass_stream():
+    """ImageSegments (7 classes) with the binary defaults read F1 0.0 and LogLoss 34.5."""
+    events = list(events_from(itertools.islice(datasets.ImageSegments(), 1000)))
+    p = Prequential(build_model("softmax_regression"))
+    p.run(events)
+    values = {n: m.get() for n, m in p.running.items()}
+    assert set(values) == {"Accuracy", "MacroF1", "CrossEntropy"}
+    assert values["MacroF1"] > 0.3 and values["CrossEntropy"] < 5
+    # What the binary metrics would have said: the reason they are not the default.
+    binary = Prequential(build_model("softmax_regression"), metrics=["F1", "LogLoss"])
+    binary.run(events)
+    assert binary.running["F1"].get() == 0.0 and binary.running["LogLoss"].get() > 30
+
+
+def test_binary_metrics_with_more_than_two_declared_classes_are_refused(caplog):
+    with pytest.raises(ConfigError, match="F1 only score two classes, and evaluation.classes"):
+        Prequential(build_model("softmax_regression"), metrics=["Accuracy", "F1"], classes="abc")
+    # Undeclared: a multi-class model may be given a binary stream; a warning says so.
+    Prequential(build_model("hoeffding_tree"), metrics=["F1"])
+    assert "F1 only score two classes and the model is multi-class" in caplog.text
+
+
+def test_a_binary_model_cannot_declare_more_than_two_classes():
+    with pytest.raises(ConfigError, match="3 classes declared, but LogisticRegression is a binary"):
+        Prequential(build_model("logistic_regression"), classes=["a", "b", "c"])
