@@ -220,6 +220,12 @@ class FieldSettings(_Section):
             unknown = sorted((set(self.categorical) | set(self.optional)) - set(self.features))
             if unknown:
                 raise ValueError(f"categorical/optional names {unknown} are not in fields.features")
+        long = [n for n in [*self.features, *self.categorical] if len(n) > self.max_name_length]
+        if long:
+            raise ValueError(
+                f"feature name {long[0][:40]!r}… is longer than fields.max_name_length "
+                f"({self.max_name_length}): raise it"
+            )
         return self
 
 

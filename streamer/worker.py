@@ -18,7 +18,7 @@ import time
 from collections import Counter as Tally
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, cast
 
@@ -30,7 +30,7 @@ from streamer.outputs import Emitter
 from streamer.prequential import Outcome, Prequential
 from streamer.records import DriftEvent, Event, Record
 from streamer.settings import Settings
-from streamer.validate import Validator, parse
+from streamer.validate import Admitted, Validator, parse
 
 __all__ = ["PartitionState", "Worker"]
 
@@ -47,6 +47,8 @@ class PartitionState:
     partition: int
     prequential: Prequential
     drift: DriftMonitor | None = None
+    # Feature names and classes admitted from the data: they go with the model.
+    admitted: Admitted = field(default_factory=Admitted)
     version: int = 1
     next_offset: int | None = None
     events: int = 0
@@ -77,7 +79,8 @@ class Worker:
         self.on_batch = on_batch
         s = settings
         # Built once here so that a bad model, metric or schema stops the worker at start-up.
-        self.task = Prequential.from_settings(self.settings).task
+        first = Prequential.from_settings(self.settings)
+        self.task = first.task
         self.decoder = make_decoder(
             s.input.format,
             schema_file=s.resolve_path(s.input.avro.schema_file)
@@ -86,7 +89,7 @@ class Worker:
             schema_ids={k: s.resolve_path(v) for k, v in s.input.avro.schema_ids.items()},
             framing=s.input.avro.framing,
         )
-        self.validator = Validator(s.fields, task=self.task)
+        self.validator = Validator.from_settings(s, first.model)
         self.max_bytes = s.input.max_record_bytes
         w = s.drift.windows
         self._pinned = (
@@ -250,7 +253,13 @@ class Worker:
             state = self.states.get((topic, partition))
             if state is None:  # a record from a partition revoked mid-batch: replayed elsewhere
                 continue
-            parsed = parse(recs, self.decoder, self.validator, max_bytes=self.max_bytes)
+            parsed = parse(
+                recs,
+                self.decoder,
+                self.validator,
+                max_bytes=self.max_bytes,
+                admitted=state.admitted,
+            )
             outcome = state.prequential.run(parsed.events)
             drift = (
                 state.drift.observe(

@@ -37,7 +37,7 @@ def build_reference(settings: Settings, rows: Iterable[Mapping[str, Any]]) -> di
     """
     f, w = settings.fields, settings.drift.windows
     pre = Prequential.from_settings(settings)
-    validator = Validator(f, task=pre.task)
+    validator = Validator.from_settings(settings, pre.model)
     events: list[Event] = []
     for i, row in enumerate(rows):
         try:
