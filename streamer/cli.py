@@ -128,19 +128,23 @@ def _stop_on_signals(stop: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from streamer import kafka
     from streamer.metrics import MetricsServer
     from streamer.worker import Worker
 
     settings = _settings(args)
     worker = Worker(settings)
-    created = worker.provision_topics()
-    if created:
-        log.info("created topics %s", created)
     server = None
     if settings.prometheus.port:
         server = _metrics_server(MetricsServer, worker, settings)
     _stop_on_signals(worker.stop)
     try:
+        # An unreachable cluster is one clear line per attempt until it answers (or SIGTERM).
+        if not kafka.wait_for_cluster(settings.kafka, should_stop=lambda: worker.stopping):
+            return 0
+        created = worker.provision_topics()
+        if created:
+            log.info("created topics %s", created)
         worker.run(max_events=args.max_events)
     finally:
         if server is not None:

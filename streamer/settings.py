@@ -70,6 +70,7 @@ __all__ = [
     "WorkerSettings",
     "load_settings",
     "masked",
+    "secret_values",
 ]
 
 ENV_PREFIX = "STREAMER_"
@@ -613,6 +614,15 @@ def load_settings(
             shown = ""
         more = f" [and {len(others)} more]" if others else ""
         raise ConfigError(_setting_name(loc, origin), f"{msg}{shown}{more}") from exc
+
+
+def secret_values(properties: Mapping[str, Any]) -> list[str]:
+    """The values of the secret-looking keys of a property map (to scrub them from messages).
+
+    >>> secret_values({"sasl.password": "hunter2", "sasl.username": "me", "ssl.key.password": ""})
+    ['hunter2']
+    """
+    return [str(v) for k, v in properties.items() if _SECRET.search(str(k)) and v not in ("", None)]
 
 
 def masked(settings: Settings) -> dict[str, Any]:

@@ -198,6 +198,8 @@ class Worker:
     def run(self, *, max_events: int | None = None) -> None:
         """Process batches until :meth:`stop` or until ``max_events`` records were processed."""
         s = self.settings
+        if not kafka.wait_for_cluster(s.kafka, should_stop=self._stop.is_set):
+            return
         self._sink = kafka.KafkaSink(kafka.make_producer(s.kafka))
         self.emitter = Emitter(
             self._sink,
@@ -206,6 +208,7 @@ class Worker:
             drift_events_topic=s.topics.drift_events,
             fmt=s.output.format,
             model=s.model.name,
+            max_message_bytes=kafka.message_max_bytes(s.kafka),
         )
         self._consumer = kafka.make_consumer(
             s.kafka,
@@ -286,7 +289,10 @@ class Worker:
                 dead_tally[(d.stage, d.reason)] += 1
             self.dead_total += len(dead)
             self._export(state, len(recs), parsed.events, outcome, drift)
-        self._sink.flush(self.settings.worker.shutdown_timeout)  # type: ignore[union-attr]
+        # Outputs Kafka refused for their own reasons come back as dead letters of their inputs.
+        for d in emitter.flush(self.settings.worker.shutdown_timeout):
+            dead_tally[(d.stage, d.reason)] += 1
+            self.dead_total += 1
         kafka.commit(self._consumer, next_offsets)
         for key, offset in next_offsets.items():
             self.states[key].next_offset = offset
