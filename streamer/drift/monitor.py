@@ -365,7 +365,10 @@ class DriftMonitor:
                 if lower[key] < CLEAR_AFTER:
                     continue
                 del lower[key]
-            levels[key] = f.level
+            if f.level:
+                levels[key] = f.level
+            else:  # back to ok: forget it, as names from the data come and go
+                del levels[key]
             report.events.append(
                 DriftEvent(
                     signal=signal,
