@@ -6,6 +6,7 @@ Subcommands:
 ``demo``          embedded broker + drifting stream + worker, with live progress
 ``produce``       replay a River dataset, CSV or JSONL file into a topic
 ``drift-reference``  build a pinned drift reference from a data set
+``report``        an HTML drift report from the drift-events topic, or a reference and a CSV
 ``check-config``  print the effective settings, secrets masked
 
 Exit status: 0 on a clean stop, 2 for a configuration error (the message names the setting),
@@ -54,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a worker until SIGTERM or SIGINT")
     with_config(run)
     run.add_argument("--max-events", type=int, help="stop after this many records")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="run N worker processes in the group (metrics on prometheus.port + index)",
+    )
+    run.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
 
     demo = sub.add_parser("demo", help="the whole loop on an embedded broker and a drifting stream")
     with_config(demo)
@@ -107,9 +115,57 @@ def _parser() -> argparse.ArgumentParser:
     ref.add_argument("--limit", type=int, help="use at most this many rows")
     ref.add_argument("-o", "--output", required=True, help="JSON file to write")
 
+    _report_parser(sub, with_config)
+
     check = sub.add_parser("check-config", help="print the effective settings, secrets masked")
     with_config(check)
     return p
+
+
+def _report_parser(sub: Any, with_config: Any) -> None:
+    rep = sub.add_parser(
+        "report",
+        help="write an HTML drift report from the drift-events topic, or a reference and a CSV",
+        description="Write one self-contained HTML page (inline SVG plots, no script, nothing\n"
+        "fetched) with per-feature drift statistics, thresholds, levels and plots, to share\n"
+        "what the stream saw: from the drift-events topic, read from the start to its end\n"
+        "(JSON or Avro), or from a pinned reference file compared with a CSV of current data.",
+        epilog="examples:\n"
+        "  streamer report -c streamer.toml -o drift.html\n"
+        "  streamer report --bootstrap-servers localhost:9092 --topic drift-events -o drift.html\n"
+        "  streamer report --reference reference.json --csv today.csv -o drift.html",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    with_config(rep)
+    src = rep.add_mutually_exclusive_group()
+    src.add_argument("--topic", help="drift-events topic to read (default topics.drift_events)")
+    src.add_argument(
+        "--reference",
+        metavar="FILE",
+        help="pinned reference file (from `streamer drift-reference`) to compare --csv with",
+    )
+    rep.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="current data (CSV with a header line, or .jsonl) compared with --reference",
+    )
+    rep.add_argument(
+        "--bootstrap-servers", help="brokers to read from (default kafka.bootstrap_servers)"
+    )
+    rep.add_argument(
+        "--format",
+        choices=["auto", "json", "avro"],
+        default="auto",
+        help="encoding of the drift events (default auto: JSON or the worker's Avro)",
+    )
+    rep.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds to reach the end of the topic (default 60)",
+    )
+    rep.add_argument("--title", default="Drift report", help="page heading")
+    rep.add_argument("-o", "--output", required=True, help="HTML file to write")
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -133,18 +189,28 @@ def _run(args: argparse.Namespace) -> int:
     from streamer.worker import Worker
 
     settings = _settings(args)
-    worker = Worker(settings)
+    if args.workers < 1:
+        raise ConfigError("--workers", f"needs at least 1 worker, got {args.workers}")
+    worker = Worker(settings, instance=args.worker_index)
+    _stop_on_signals(worker.stop)
+    # An unreachable cluster is one clear line per attempt until it answers (or SIGTERM).
+    if not kafka.wait_for_cluster(settings.kafka, should_stop=lambda: worker.stopping):
+        return 0
+    created = worker.provision_topics()
+    if created:
+        log.info("created topics %s", created)
+    if args.workers > 1:
+        from streamer.supervisor import supervise
+
+        argv = ["--log-level", args.log_level, "run"]
+        argv += ["-c", args.config] if args.config else []
+        if args.max_events is not None:
+            argv += ["--max-events", str(args.max_events)]
+        return supervise(args.workers, argv, base_port=settings.prometheus.port)
     server = None
     if settings.prometheus.port:
         server = _metrics_server(MetricsServer, worker, settings)
-    _stop_on_signals(worker.stop)
     try:
-        # An unreachable cluster is one clear line per attempt until it answers (or SIGTERM).
-        if not kafka.wait_for_cluster(settings.kafka, should_stop=lambda: worker.stopping):
-            return 0
-        created = worker.provision_topics()
-        if created:
-            log.info("created topics %s", created)
         worker.run(max_events=args.max_events)
     finally:
         if server is not None:
@@ -266,6 +332,63 @@ def _drift_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from streamer import report
+
+    if args.reference or args.csv:
+        if not (args.reference and args.csv):
+            raise ConfigError(
+                "--reference" if args.csv else "--csv",
+                "a report from data needs both --reference FILE and --csv FILE",
+            )
+        from streamer.monitoring import load_reference
+        from streamer.produce import file_rows
+
+        settings = _settings(args)
+        try:
+            reference = load_reference(args.reference)
+        except FileNotFoundError:
+            raise ConfigError("--reference", f"{args.reference} does not exist") from None
+        except ValueError as exc:
+            raise ConfigError("--reference", str(exc)) from exc
+        try:
+            result = report.compare_rows(reference, file_rows(args.csv), settings)
+        except ValueError as exc:
+            raise StreamerError(f"cannot compare {args.csv} with {args.reference}: {exc}") from exc
+        page = report.render_report(
+            result, title=args.title, source=f"{args.csv} compared with {args.reference}"
+        )
+        what = (
+            f"{result.events} rows, {len(result.drifted)} column(s) at alarm, "
+            f"{len(result.latest())} statistics"
+        )
+    else:
+        overrides = (
+            {"kafka": {"bootstrap_servers": args.bootstrap_servers}}
+            if args.bootstrap_servers
+            else {}
+        )
+        settings = _settings(args, **overrides)
+        topic = args.topic or settings.topics.drift_events
+        events = report.read_drift_events(
+            settings.kafka, topic, fmt=args.format, timeout=args.timeout
+        )
+        page = report.render_events(
+            events.events,
+            title=args.title,
+            source=f"topic {topic} on {settings.kafka.bootstrap_servers}",
+            undecodable=events.undecodable,
+        )
+        alarms = sum(1 for e in events.events if e.get("level") == "alarm")
+        what = f"{len(events.events)} drift events, {alarms} alarms"
+        if events.undecodable:
+            what += f", {len(events.undecodable)} records that are not drift events"
+    with open(args.output, "w", encoding="utf-8") as f:
+        f.write(page)
+    print(f"wrote {args.output} ({what})", file=sys.stderr)
+    return 0
+
+
 def _check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     # Build what a worker would build, so that check-config finds what `run` would refuse.
@@ -286,6 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": _demo,
         "produce": _produce,
         "drift-reference": _drift_reference,
+        "report": _report,
         "check-config": _check_config,
     }
     try:

@@ -22,7 +22,7 @@ from streamer.produce import produce_rows, sample_rows
 from streamer.settings import Settings
 from streamer.worker import Worker
 
-__all__ = ["alternating", "demo_settings", "run_demo"]
+__all__ = ["DEMO_SIGNING_KEY", "alternating", "demo_settings", "run_demo"]
 
 
 def alternating(
@@ -43,8 +43,14 @@ def alternating(
         yield row
 
 
+#: Signs the demo's checkpoints and model updates when no key is configured. It is public, so
+#: it protects nothing: a deployment sets its own (security.signing_key).
+DEMO_SIGNING_KEY = "streamer-demo-key-not-a-secret"
+
+
 def demo_settings(base: Settings, bootstrap_servers: str, partitions: int = 1) -> Settings:
-    """The settings the demo runs with: the given ones, pointed at the demo broker."""
+    """The settings the demo runs with: the given ones, pointed at the demo broker, with the
+    public demo signing key when none is configured."""
     kafka_settings = base.kafka.model_copy(
         update={
             "bootstrap_servers": bootstrap_servers,
@@ -52,7 +58,14 @@ def demo_settings(base: Settings, bootstrap_servers: str, partitions: int = 1) -
         }
     )
     topics = base.topics.model_copy(update={"partitions": partitions})
-    return base.model_copy(update={"kafka": kafka_settings, "topics": topics})
+    return _with_demo_key(base.model_copy(update={"kafka": kafka_settings, "topics": topics}))
+
+
+def _with_demo_key(settings: Settings) -> Settings:
+    if settings.signing_key() is not None:
+        return settings
+    security = settings.security.model_copy(update={"signing_key": DEMO_SIGNING_KEY})
+    return settings.model_copy(update={"security": security})
 
 
 class _Progress:
@@ -79,7 +92,7 @@ class _Progress:
             f"{rate:>7,.0f}/s",
         ]
         for (_, partition), state in sorted(worker.states.items()):
-            values = state.prequential.metric_values()
+            values = state.champion.evaluation.values()
             shown = " ".join(
                 f"{metric} {value:.3f}"
                 for (metric, window), value in values.items()
@@ -89,7 +102,7 @@ class _Progress:
         parts.append(f"dead letters {worker.dead_total}")
         parts.append(f"drift events {worker.drift_total}")
         model = worker.settings.model
-        versions = sorted({s.version for s in worker.states.values()}) or [1]
+        versions = sorted({s.champion.version for s in worker.states.values()}) or [1]
         parts.append(f"model {model.name} v{','.join(map(str, versions))} ({model.preset})")
         print(" | ".join(parts), file=self.out, flush=True)
         while len(worker.recent_drift) > self._drift_shown:
@@ -124,6 +137,7 @@ def run_demo(
     from streamer.metrics import Metrics, MetricsServer
 
     broker: EmbeddedBroker | None = None
+    settings = _with_demo_key(settings)
     if not settings.kafka.bootstrap_servers:
         broker = EmbeddedBroker().start()
         print(f"embedded broker (Tansu) on {broker.bootstrap_servers}, pid {broker.pid}", file=out)

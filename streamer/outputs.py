@@ -41,7 +41,7 @@ not stop the worker: :meth:`Emitter.flush` receives it back from the sink
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -146,7 +146,9 @@ class Sink(Protocol):
         origin: Any = None,
     ) -> None: ...
 
-    def flush(self, timeout: float = ...) -> list[Refused]: ...
+    def flush(
+        self, timeout: float = ..., *, waiting: Callable[[int, float], None] | None = None
+    ) -> list[Refused]: ...
 
 
 def _context_headers(dl: DeadLetter) -> Headers:
@@ -296,7 +298,9 @@ class Emitter:
             value, key, headers = dead_letter_record(dl, self.max_message_bytes)
             self.sink.produce(self.dead_letters_topic, value, key, headers, origin=dl)
 
-    def flush(self, timeout: float) -> list[DeadLetter]:
+    def flush(
+        self, timeout: float, *, waiting: Callable[[int, float], None] | None = None
+    ) -> list[DeadLetter]:
         """Wait until every output is delivered, dealing with the ones Kafka refused.
 
         A refused prediction's input becomes a dead letter; a refused dead letter is sent
@@ -305,11 +309,11 @@ class Emitter:
         delivered: the batch must then not be committed.
         """
         made: list[DeadLetter] = []
-        refused = self.sink.flush(timeout)
+        refused = self.sink.flush(timeout, waiting=waiting)
         while refused:  # each round moves every refusal one step down: it ends
             for r in refused:
                 self._refused(r, made)
-            refused = self.sink.flush(timeout)
+            refused = self.sink.flush(timeout, waiting=waiting)
         return made
 
     def _refused(self, r: Refused, made: list[DeadLetter]) -> None:

@@ -24,7 +24,7 @@ from streamer.broker import EmbeddedBroker, free_port
 from streamer.decode import AvroEncoder, load_schema
 from streamer.metrics import MetricsServer
 from streamer.models import build_model
-from streamer.prequential import Prequential
+from streamer.prequential import ModelSlot, prequential
 from streamer.testing import events_from, read_topic, wait_for
 from streamer.worker import Worker
 
@@ -116,6 +116,7 @@ def test_a_prediction_the_broker_refuses_dead_letters_its_input(make_settings):
     settings = make_settings(
         fields={"features": ["a", "b"], "max_id_length": 3000},
         kafka={"producer": {"message.max.bytes": 4000}},
+        checkpoint={"chunk_bytes": 2048},
     )
     worker = Worker(settings)
     worker.provision_topics()
@@ -145,7 +146,7 @@ def test_a_prediction_the_broker_refuses_dead_letters_its_input(make_settings):
     )
     # The event was scored and learned from; only its prediction is missing.
     (state,) = worker.states.values()
-    assert state.prequential.n_learned == 3
+    assert state.champion.n_learned == 3
 
 
 def _phishing_rows(n: int) -> list[dict]:
@@ -156,10 +157,10 @@ def _phishing_rows(n: int) -> list[dict]:
 
 
 def _clean_accuracy(rows: list[dict]) -> float:
-    p = Prequential(build_model("logistic_regression", seed=42), metrics=["Accuracy"])
+    p = ModelSlot(build_model("logistic_regression", seed=42), metrics=["Accuracy"])
     events = [({k: v for k, v in r.items() if k not in ("id", "label")}, r["label"]) for r in rows]
-    p.run(list(events_from(events)))
-    return float(p.running["Accuracy"].get())
+    prequential([p], list(events_from(events)))
+    return float(p.evaluation.running["Accuracy"].get())
 
 
 def test_one_absurd_number_never_reaches_the_model_json(make_settings):
@@ -185,7 +186,7 @@ def test_one_absurd_number_never_reaches_the_model_json(make_settings):
     assert all(p["proba"] is not None and None not in p["proba"].values() for p in preds[1:])
     (state,) = worker.states.values()
     # Exactly the model of the stream without the poison.
-    assert state.prequential.running["Accuracy"].get() == _clean_accuracy(rows)
+    assert state.champion.evaluation.running["Accuracy"].get() == _clean_accuracy(rows)
 
 
 def test_one_flipped_avro_byte_never_reaches_the_model(make_settings):
@@ -214,7 +215,9 @@ def test_one_flipped_avro_byte_never_reaches_the_model(make_settings):
     (dead,) = read_topic(settings.kafka, settings.topics.dead_letters, 1)
     assert _headers(dead)["streamer.error.reason"] == b"out_of_range"
     (state,) = worker.states.values()
-    assert state.prequential.running["Accuracy"].get() == _clean_accuracy(rows[:300] + rows[301:])
+    assert state.champion.evaluation.running["Accuracy"].get() == _clean_accuracy(
+        rows[:300] + rows[301:]
+    )
 
 
 def _metrics_text(registry) -> str:
@@ -266,7 +269,7 @@ def test_field_names_from_the_data_cannot_grow_the_model_drift_events_or_metrics
     # The model's inputs: a, b and the first random names, up to fields.max_features.
     assert len(admitted) == settings.fields.max_features
     assert list(admitted)[:2] == ["a", "b"]
-    assert set(state.prequential.model["StandardScaler"].counts) == set(admitted)
+    assert set(state.champion.model["StandardScaler"].counts) == set(admitted)
     assert all(len(n) <= settings.fields.max_name_length for n in admitted)
 
     drift = read_topic(settings.kafka, settings.topics.drift_events, worker.drift_total)
@@ -305,7 +308,7 @@ def test_labels_outside_a_binary_task_are_dead_lettered(make_settings):
         (b"6", b"unknown_class"),
     }
     (state,) = worker.states.values()
-    assert state.prequential.n_learned == 5
+    assert state.champion.n_learned == 5
     assert list(state.admitted.classes) == [True, False]
 
 
@@ -329,23 +332,17 @@ def test_declared_classes_and_multiclass_default_metrics(make_settings):
     dead = read_topic(settings.kafka, settings.topics.dead_letters, len(windows))
     assert sorted(int(_headers(m)["streamer.error.offset"]) for m in dead) == windows
     assert {_headers(m)["streamer.error.reason"] for m in dead} == {b"unknown_class"}
-    reg = worker.metrics.registry
-    names = {
-        s.labels["metric"]
-        for metric in reg.collect()
+    samples = [
+        s
+        for metric in worker.metrics.registry.collect()
         if metric.name == "streamer_model_metric"
         for s in metric.samples
-    }
-    assert names == {"Accuracy", "MacroF1", "CrossEntropy"}
-    macro = reg.get_sample_value(
-        "streamer_model_metric",
-        {
-            "partition": "0",
-            "model": "champion",
-            "role": "champion",
-            "metric": "MacroF1",
-            "window": "running",
-        },
+    ]
+    assert {s.labels["metric"] for s in samples} == {"Accuracy", "MacroF1", "CrossEntropy"}
+    (macro,) = (
+        s.value
+        for s in samples
+        if s.labels["metric"] == "MacroF1" and s.labels["window"] == "running"
     )
     assert macro > 0.3
 
@@ -376,6 +373,7 @@ def test_an_unreachable_broker_is_one_clear_line_per_attempt_until_it_answers(ma
         "STREAMER_TOPICS__DEAD_LETTERS": settings.topics.dead_letters,
         "STREAMER_TOPICS__DRIFT_EVENTS": settings.topics.drift_events,
         "STREAMER_PROMETHEUS__PORT": "0",
+        "STREAMER_SECURITY__SIGNING_KEY": settings.security.signing_key,
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamer", "run"],

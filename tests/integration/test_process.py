@@ -40,6 +40,8 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
         "STREAMER_TOPICS__PARTITIONS": str(t.partitions),
         "STREAMER_PROMETHEUS__PORT": "0",
         "STREAMER_WORKER__POLL_TIMEOUT": "0.1",
+        "STREAMER_SECURITY__SIGNING_KEY": settings.security.signing_key,
+        "STREAMER_TOPICS__CHANGELOG": settings.changelog_topic,
     }
     env.update(extra)
     return env

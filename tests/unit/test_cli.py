@@ -47,8 +47,8 @@ def test_drift_reference_builds_a_pinned_reference_that_the_worker_uses(
 
     from streamer.drift.monitor import DriftMonitor
     from streamer.models import build_model
-    from streamer.prequential import Prequential
-    from streamer.testing import events_from
+    from streamer.prequential import ModelSlot, prequential
+    from streamer.testing import events_from, parsed
     from streamer.worker import Worker
 
     out = tmp_path / "ref.json"
@@ -60,7 +60,7 @@ def test_drift_reference_builds_a_pinned_reference_that_the_worker_uses(
 
     settings = load_settings()
     worker = Worker(settings)  # loads and checks the file
-    assert worker._pinned is not None and set(worker._pinned) == {
+    assert worker.pipeline.pinned is not None and set(worker.pipeline.pinned) == {
         "features",
         "predictions",
         "labels",
@@ -72,18 +72,17 @@ def test_drift_reference_builds_a_pinned_reference_that_the_worker_uses(
         task="classification",
         topic="t",
         partition=0,
-        pinned=worker._pinned,
+        pinned=worker.pipeline.pinned,
     )
-    pre = Prequential(build_model("logistic_regression"))
+    slot = ModelSlot(build_model("logistic_regression"))
+    slot.drift = mon.model_drift()
     events = list(events_from(datasets.Phishing()))[:800] * 2
     for i, e in enumerate(events):
         e.offset = i
     report_events = []
     for lo in range(0, len(events), 200):
         chunk = events[lo : lo + 200]
-        rep = mon.observe(
-            [e.x for e in chunk], [e.offset for e in chunk], chunk, pre.run(chunk), version=1
-        )
+        rep = mon.observe(parsed(chunk), prequential([slot], chunk), slot.drift, version=1)
         report_events += rep.events
     assert mon.features is not None and mon.features.ready
     assert not [e for e in report_events if e.signal == "feature" and e.level == "alarm"]

@@ -73,7 +73,9 @@ def test_file_errors_name_the_file(tmp_path):
         load_settings(bad, env={})
     typo = tmp_path / "typo.toml"
     typo.write_text("[wroker]\nbatch_size = 3\n")
-    with pytest.raises(ConfigError, match=r"^wroker: unknown setting; accepted here: drift"):
+    with pytest.raises(
+        ConfigError, match=r"^wroker: unknown setting; accepted here: checkpoint, drift"
+    ):
         load_settings(typo, env={})
 
 
@@ -170,6 +172,11 @@ def test_digest_changes_with_any_setting():
             {"STREAMER_EVALUATION__CLASSES": '["yes", "no"]'},
             "evaluation (from STREAMER_EVALUATION__CLASSES)",
             "positive_label True is not one of the 2 classes",
+        ),
+        (
+            {"STREAMER_KAFKA__PRODUCER__MESSAGE_MAX_BYTES": "100000"},
+            "settings (from STREAMER_KAFKA__PRODUCER__MESSAGE_MAX_BYTES)",
+            "checkpoint.chunk_bytes (524288) + 1 KiB for its key and headers must fit",
         ),
         (
             {"STREAMER_INPUT__MAX_ABS_VALUE_BY_FEATURE__AMOUNT": "-1"},
