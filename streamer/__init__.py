@@ -15,6 +15,9 @@ test), with the statistics and defaults the workers use:
     ``to_frame()`` (with pandas), ``to_html()``.
 :class:`ConceptDriftMonitor`, :class:`DualADWIN`, :class:`OneSidedADWIN`
     The concept drift detectors, for a model's per-event error.
+:class:`ModelSubscriber`, :class:`ModelUpdate`
+    Follow the model-update topic: verified, ready River models and their metadata, for a
+    downstream service that hot-swaps its model (``docs/lifecycle.md``).
 
 Names are loaded on first use, so that ``import streamer`` (and the command) stays quick.
 ``docs/api.md`` has a worked example.
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
         Report,
         compare,
     )
+    from streamer.registry import ModelSubscriber, ModelUpdate
 
 __all__ = [
     "ConceptChange",
@@ -51,6 +55,8 @@ __all__ = [
     "DualADWIN",
     "Evaluation",
     "Histogram",
+    "ModelSubscriber",
+    "ModelUpdate",
     "Monitor",
     "OneSidedADWIN",
     "Report",
@@ -65,6 +71,8 @@ _LAZY = {
     "DualADWIN": "streamer.drift.detectors",
     "Evaluation": "streamer.monitoring",
     "Histogram": "streamer.monitoring",
+    "ModelSubscriber": "streamer.registry",
+    "ModelUpdate": "streamer.registry",
     "Monitor": "streamer.monitoring",
     "OneSidedADWIN": "streamer.drift.detectors",
     "Report": "streamer.monitoring",

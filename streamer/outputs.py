@@ -53,6 +53,7 @@ __all__ = [
     "DEAD_LETTER_HEADER_PREFIX",
     "DRIFT_EVENT_SCHEMA",
     "EMIT_REASONS",
+    "LIFECYCLE_EVENT_SCHEMA",
     "PREDICTION_SCHEMA",
     "Emitter",
     "Sink",
@@ -84,6 +85,13 @@ PREDICTION_SCHEMA: dict[str, Any] = {
         {"name": "time", "type": "double", "doc": "Event time, epoch seconds."},
         {"name": "model", "type": "string"},
         {"name": "version", "type": "long"},
+        {
+            "name": "role",
+            "type": "string",
+            "default": "champion",
+            "doc": "champion; challenger or previous for models in shadow "
+            "(output.shadow_predictions).",
+        },
         {"name": "prediction", "type": _VALUE, "doc": "Class or value; null before any learning."},
         {
             "name": "proba",
@@ -123,6 +131,49 @@ DRIFT_EVENT_SCHEMA: dict[str, Any] = {
         {"name": "version", "type": "long"},
         {"name": "time", "type": "double", "doc": "Event time of the last event evaluated."},
         {"name": "events", "type": "long", "doc": "Events the monitor had seen."},
+    ],
+}
+
+
+#: Avro schema of lifecycle events (``output.format = "avro"``); schemas/lifecycle_event.avsc
+#: is a copy. JSON output carries the same fields.
+LIFECYCLE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "record",
+    "name": "LifecycleEvent",
+    "namespace": "io.streamer",
+    "doc": "A decision of the model lifecycle of one partition (streamer.lifecycle.Decision).",
+    "fields": [
+        {
+            "name": "decision",
+            "type": "string",
+            "doc": "challenger_started, promoted, rolled_back, challenger_dropped or retired.",
+        },
+        {"name": "topic", "type": "string"},
+        {"name": "partition", "type": "int"},
+        {"name": "offset", "type": "long", "doc": "First record the decision applies to."},
+        {"name": "model", "type": "string"},
+        {"name": "role", "type": "string", "doc": "The model's role after the decision."},
+        {"name": "version", "type": "long"},
+        {"name": "parent_version", "type": ["null", "long"], "default": None},
+        {"name": "reason", "type": "string"},
+        {"name": "test", "type": "string", "doc": "mcnemar, paired_t, or empty."},
+        {"name": "p_value", "type": ["null", "double"], "default": None},
+        {
+            "name": "gain",
+            "type": ["null", "double"],
+            "default": None,
+            "doc": "Error saved per event over the window (accuracy points for classifiers).",
+        },
+        {"name": "window_first_offset", "type": "long"},
+        {"name": "window_last_offset", "type": "long"},
+        {"name": "compared", "type": "long", "doc": "Paired labelled events in the window."},
+        {
+            "name": "trigger",
+            "type": ["null", DRIFT_EVENT_SCHEMA],
+            "default": None,
+            "doc": "The concept-drift event that started the challenger, if one did.",
+        },
+        {"name": "time", "type": "double", "doc": "Wall-clock time of the decision, epoch s."},
     ],
 }
 
@@ -234,6 +285,7 @@ class Emitter:
         predictions_topic: str,
         dead_letters_topic: str,
         drift_events_topic: str = "drift-events",
+        lifecycle_topic: str = "lifecycle-events",
         fmt: str = "json",
         model: str = "champion",
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
@@ -243,11 +295,15 @@ class Emitter:
         self.predictions_topic = predictions_topic
         self.dead_letters_topic = dead_letters_topic
         self.drift_events_topic = drift_events_topic
+        self.lifecycle_topic = lifecycle_topic
         self.model = model
         self._avro = fmt == "avro"
         self._encoder: Encoder = AvroEncoder(PREDICTION_SCHEMA) if self._avro else JsonEncoder()
         self._drift_encoder: Encoder = (
             AvroEncoder(DRIFT_EVENT_SCHEMA) if self._avro else JsonEncoder()
+        )
+        self._lifecycle_encoder: Encoder = (
+            AvroEncoder(LIFECYCLE_EVENT_SCHEMA) if self._avro else JsonEncoder()
         )
 
     def predictions(
@@ -256,12 +312,15 @@ class Emitter:
         partition: int,
         scored: Sequence[tuple[Event, Any, dict[Any, float] | None]],
         version: int,
+        *,
+        model: str | None = None,
+        role: str = "champion",
     ) -> int:
         """Produce one prediction per scored event, keyed by event id; return how many."""
         produce = self.sink.produce
         out_topic = self.predictions_topic
         encode = self._encoder.encode
-        model = self.model
+        model = model or self.model
         avro = self._avro
         for ev, y_pred, proba in scored:
             doc = {
@@ -272,6 +331,7 @@ class Emitter:
                 "time": ev.time,
                 "model": model,
                 "version": version,
+                "role": role,
                 "prediction": y_pred,
                 "proba": proba or None,
                 "label": ev.y,
@@ -290,6 +350,15 @@ class Emitter:
         for ev in events:
             key = f"{ev.topic}/{ev.partition}".encode()
             self.sink.produce(self.drift_events_topic, encode(ev.as_dict()), key, origin=ev)
+
+    def lifecycle(self, decisions: Sequence[Any], *, time: float) -> None:
+        """Produce lifecycle decisions keyed by ``topic/partition`` (in order per partition)."""
+        encode = self._lifecycle_encoder.encode
+        for d in decisions:
+            doc = {**d.as_dict(), "time": time}
+            self.sink.produce(
+                self.lifecycle_topic, encode(doc), f"{d.topic}/{d.partition}".encode(), origin=d
+            )
 
     def dead_letters(self, dead: Sequence[DeadLetter]) -> None:
         """Produce each dead letter with its original key and value and the context headers
@@ -338,7 +407,7 @@ class Emitter:
                 f"the dead letter of {rec.topic()}[{rec.partition()}]@{rec.offset()} was refused "
                 f"by topic {r.topic!r} even bare: {r.error}: {r.message}"
             )
-        else:
+        else:  # a drift event or a lifecycle decision: no input to dead-letter
             log.error(
                 "output to %s refused and dropped: %s: %s (%d bytes): %r",
                 r.topic,

@@ -91,8 +91,10 @@ class PartitionState:
     ``slots[0]`` is the champion; ``next_offset`` the offset of the next record to read (the
     state reflects every record before it); ``events`` the records processed (dead letters
     included); ``checkpoint_seq`` the sequence number of the last checkpoint written or
-    restored; ``versions`` the highest model version minted for this partition; ``admitted``
-    the feature names and classes taken from the data (they go with the models).
+    restored; ``versions`` the highest model version minted for this partition; ``lifecycle``
+    the lifecycle policy's bookkeeping; ``published`` the (version, revision) of the last model
+    update published; ``admitted`` the feature names and classes taken from the data (they go
+    with the models).
     """
 
     topic: str
@@ -104,6 +106,7 @@ class PartitionState:
     checkpoint_seq: int = 0
     versions: int = 1
     lifecycle: Any = None
+    published: tuple[int, int] | None = None
     admitted: Admitted = field(default_factory=Admitted)
 
     @property
@@ -118,9 +121,9 @@ class PartitionState:
 def new_slot(settings: Settings, **kwargs: Any) -> ModelSlot:
     """A fresh, seeded model with its metrics, as ``[model]`` and ``[evaluation]`` say."""
     e = settings.evaluation
+    kwargs.setdefault("name", settings.model.name)
     return ModelSlot(
         model_from_settings(settings),
-        name=settings.model.name,
         metrics=e.metrics,
         window=e.window,
         positive_label=e.positive_label,

@@ -117,6 +117,7 @@ def test_a_prediction_the_broker_refuses_dead_letters_its_input(make_settings):
         fields={"features": ["a", "b"], "max_id_length": 3000},
         kafka={"producer": {"message.max.bytes": 4000}},
         checkpoint={"chunk_bytes": 2048},
+        models={"chunk_bytes": 2048},
     )
     worker = Worker(settings)
     worker.provision_topics()

@@ -119,6 +119,9 @@ def test_message_max_bytes_follows_the_settings():
         env={
             "STREAMER_KAFKA__BOOTSTRAP_SERVERS": NOWHERE,
             "STREAMER_KAFKA__PRODUCER__MESSAGE_MAX_BYTES": "4000",
+            # Checkpoint and model chunks must fit too.
+            "STREAMER_CHECKPOINT__CHUNK_BYTES": "2048",
+            "STREAMER_MODELS__CHUNK_BYTES": "2048",
         }
     )
     assert kafka.message_max_bytes(s.kafka) == 4000
