@@ -115,7 +115,7 @@ class Pipeline:
         # worker at start-up.
         probe = self.new_state("", -1)
         self.task = probe.champion.task
-        self.validator = Validator(s.fields, task=self.task)
+        self.validator = Validator.from_settings(s, probe.champion.model)
 
     def new_state(self, topic: str, partition: int) -> PartitionState:
         """What a partition starts with when no checkpoint of it exists."""
@@ -133,7 +133,9 @@ class Pipeline:
         out = Processed(records=len(records))
         if not records:
             return out
-        parsed = parse(records, self.decoder, self.validator, max_bytes=self.max_bytes)
+        parsed = parse(
+            records, self.decoder, self.validator, max_bytes=self.max_bytes, admitted=state.admitted
+        )
         out.dead.extend(parsed.dead)
         events = parsed.events
         out.events = len(events)

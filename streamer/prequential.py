@@ -41,7 +41,7 @@ from river import metrics as river_metrics
 from river import utils
 
 from streamer.errors import ConfigError
-from streamer.models import task_of
+from streamer.models import task_kind, task_of
 from streamer.records import DeadLetter, Event
 
 __all__ = [
@@ -57,8 +57,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Metrics of each task kind (:func:`streamer.models.task_kind`) when the settings name none.
+#: Binary ones (F1, LogLoss) on a multi-class stream read 0.0 and 34.5: never a default there.
 DEFAULT_METRICS = {
-    "classification": ["Accuracy", "F1", "LogLoss"],
+    "binary": ["Accuracy", "F1", "LogLoss"],
+    "multiclass": ["Accuracy", "MacroF1", "CrossEntropy"],
     "regression": ["MAE", "RMSE"],
 }
 
@@ -93,6 +96,27 @@ def make_metric(name: str, *, model: Any) -> river_metrics.base.Metric:
     return metric
 
 
+def _check_binary_metrics(names: Sequence[str], kind: str, classes: Sequence[Any]) -> None:
+    """A binary metric on a multi-class task: refused when the classes say so, else a warning
+    (a multi-class model may well be given a binary stream)."""
+    binary = [
+        n for n in names if issubclass(getattr(river_metrics, n), river_metrics.base.BinaryMetric)
+    ]
+    if kind != "multiclass" or not binary:
+        return
+    if len(classes) > 2:
+        raise ConfigError(
+            "evaluation.metrics",
+            f"{', '.join(binary)} only score two classes, and evaluation.classes declares "
+            f"{len(classes)}: use MacroF1, MicroF1, WeightedF1, CrossEntropy…",
+        )
+    log.warning(
+        "evaluation.metrics: %s only score two classes and the model is multi-class; on a "
+        "multi-class stream they read 0 (declare 2 evaluation.classes to silence this)",
+        ", ".join(binary),
+    )
+
+
 class _Binarised:
     """A binary metric's update fed booleans: ``y == positive`` (picklable, unlike a closure).
 
@@ -125,6 +149,9 @@ class Evaluation:
         Size of the rolling window, in scored labelled events.
     positive_label
         Positive class of binary metrics (F1, Precision, …).
+    classes
+        Declared classes (``evaluation.classes``): with the model, they say whether the task
+        is binary or multi-class (:func:`~streamer.models.task_kind`), hence the defaults.
     """
 
     def __init__(
@@ -134,11 +161,13 @@ class Evaluation:
         metrics: Sequence[str] = (),
         window: int = 1000,
         positive_label: Any = True,
+        classes: Sequence[Any] = (),
     ) -> None:
-        task = task_of(model)
+        kind = task_kind(model, classes)
         self.window = window
-        names = list(metrics) or DEFAULT_METRICS[task]
+        names = list(metrics) or DEFAULT_METRICS[kind]
         self.running = {n: make_metric(n, model=model) for n in names}
+        _check_binary_metrics(names, kind, classes)
         self.rolling: dict[str, Any] = {
             n: utils.Rolling(type(m), window_size=window) for n, m in self.running.items()
         }
@@ -192,7 +221,7 @@ class ModelSlot:
         The version this model replaced, if any.
     reason
         Why it exists: ``initial``, ``drift``, ``alternative``, ``promotion``, ``rollback``…
-    metrics, window, positive_label
+    metrics, window, positive_label, classes
         The prequential metrics (see :class:`Evaluation`).
 
     Attributes
@@ -217,6 +246,7 @@ class ModelSlot:
         metrics: Sequence[str] = (),
         window: int = 1000,
         positive_label: Any = True,
+        classes: Sequence[Any] = (),
     ) -> None:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
@@ -228,7 +258,7 @@ class ModelSlot:
         self.reason = reason
         self.name = name
         self.evaluation = Evaluation(
-            model, metrics=metrics, window=window, positive_label=positive_label
+            model, metrics=metrics, window=window, positive_label=positive_label, classes=classes
         )
         self.drift: Any = None
         self.failure: str | None = None

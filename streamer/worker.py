@@ -370,6 +370,9 @@ class Worker:
     def run(self, *, max_events: int | None = None) -> None:
         """Process batches until :meth:`stop` or until ``max_events`` records were processed."""
         s = self.settings
+        # An unreachable cluster is one clear line per attempt until it answers (or stop()).
+        if not kafka.wait_for_cluster(s.kafka, should_stop=self._stop.is_set):
+            return
         conf_producer = None
         if self.exactly_once:
             conf_producer = {"transactional.id": self.transactional_id}
@@ -385,6 +388,7 @@ class Worker:
             lifecycle_topic=s.topics.lifecycle_events,
             fmt=s.output.format,
             model=s.model.name,
+            max_message_bytes=kafka.message_max_bytes(s.kafka),
         )
         self._source = kafka.KafkaSource(
             s.kafka,
@@ -702,6 +706,7 @@ class Worker:
             ]
         checkpoint = [k for k in checkpoint if self.checkpoints]
         if self.exactly_once:
+            self._flush(deadline)  # outputs Kafka refuses become dead letters, in the transaction
             written = [w for k in checkpoint if (w := self._write_checkpoint(k))]
             try:
                 sink.commit_transaction(next_offsets, source.group_metadata())
@@ -787,7 +792,12 @@ class Worker:
                 )
 
         try:
-            self._sink.flush(deadline, waiting=waiting)
+            # Outputs Kafka refused for their own reasons come back as dead letters of their
+            # inputs, made and delivered here: counted here.
+            for d in self.emitter.flush(deadline, waiting=waiting):
+                topic = d.record.topic() or self.settings.topics.events
+                self.metrics.dead_letters.labels(topic, d.stage, d.reason).inc()
+                self.dead_total += 1
         finally:
             if h.waiting_since is not None:
                 log.info("outputs delivered again")

@@ -301,6 +301,9 @@ class DriftMonitor:
             SchemaMonitor(
                 _configured_schema(fields),
                 optional=[*fields.optional, fields.label],
+                # Names from the data: as long, and (with id, time, label) as many, as features.
+                max_name_length=fields.max_name_length,
+                max_fields=fields.max_features + 3,
                 every=settings.windows.every or _WINDOW_DEFAULTS["every"],
                 reference_size=settings.windows.reference_size
                 or _WINDOW_DEFAULTS["reference_size"],
@@ -462,7 +465,10 @@ class DriftMonitor:
                 if lower[key] < CLEAR_AFTER:
                     continue
                 del lower[key]
-            levels[key] = f.level
+            if f.level:
+                levels[key] = f.level
+            else:  # back to ok: forget it, as names from the data come and go
+                del levels[key]
             report.events.append(
                 DriftEvent(
                     signal=signal,
