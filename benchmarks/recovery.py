@@ -26,9 +26,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import sys
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Iterable
 from typing import Any
