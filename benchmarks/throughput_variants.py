@@ -165,7 +165,7 @@ def run_bare(spec: dict[str, Any]) -> dict[str, Any]:
     rss: dict[str, int] = {}
     latencies: list[float] = []
     gc.collect()
-    started, cpu = time.perf_counter(), time.process_time()
+    started, cpu, thread_cpu = time.perf_counter(), time.process_time(), time.thread_time()
     done = 0
     for bound in bounds:
         if spec.get("per_event_timing"):
@@ -185,6 +185,7 @@ def run_bare(spec: dict[str, Any]) -> dict[str, Any]:
         "n": done,
         "seconds": seconds,
         "cpu": time.process_time() - cpu,
+        "thread_cpu": time.thread_time() - thread_cpu,
         "accuracy": work.accuracy.get(),
         "drifts": work.drifts,
         "rss_kib": rss,
