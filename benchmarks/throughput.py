@@ -50,6 +50,7 @@ import json
 import os
 import pickle
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -229,10 +230,16 @@ class Bench:
     def broker_pid(self) -> int | None:
         return self.broker.pid if self.broker is not None else None
 
-    def close(self) -> None:
+    def close(self, *, keep: bool = False) -> None:
+        """Stop the broker; drop the scratch folder unless ``keep`` (its child logs explain a
+        failed run)."""
         self.admin: Any = None  # let librdkafka go before the broker does
         if self.broker is not None:
             self.broker.stop()
+        if keep:
+            log(f"kept {self.tmp} (child logs, the broker's log)")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def name(self, what: str) -> str:
         return f"bench-{self.run_id}-{next(self._names)}-{what}"
@@ -1499,6 +1506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = Bench(args.bootstrap_servers, args.peer_python, args.session_timeout_ms)
     bench.worker_settings = args.worker_settings
     results: dict[str, Any] = {}
+    failed = True
     try:
         env = environment(bench)
         log(f"encoding {args.events:,} events; scratch {bench.tmp}")
@@ -1518,8 +1526,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             Path(args.json).write_text(
                 json.dumps({"environment": env, "results": results}, indent=1)
             )
+        failed = False
     finally:
-        bench.close()
+        bench.close(keep=failed)
     return 0
 
 
