@@ -71,6 +71,8 @@ REASONS = (
 )
 
 _NUMBER = (int, float)  # bool is an int subclass: flags pass as 0/1, as River treats them
+_PLAIN = {int, float}  # the fast path's types (a bool or None takes the checking path)
+_MAX_PLANS = 256  # record shapes remembered per partition
 _CATEGORY = (str, int, bool)
 
 
@@ -89,6 +91,16 @@ class Admitted:
 
     features: dict[str, None] = field(default_factory=dict)
     classes: dict[Any, None] = field(default_factory=dict)
+    #: Record shape (its field names) -> the feature names it holds, once all are admitted;
+    #: a cache for the fast path, not state (empty after a restore).
+    plans: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
+
+    def __getstate__(self) -> tuple[dict[str, None], dict[Any, None]]:
+        return self.features, self.classes
+
+    def __setstate__(self, state: tuple[dict[str, None], dict[Any, None]]) -> None:
+        self.features, self.classes = state
+        self.plans = {}
 
 
 class Validator:
@@ -141,6 +153,13 @@ class Validator:
         self._max_classes = max_classes
         #: Used when a caller passes no :class:`Admitted` (tools that see one partition).
         self.admitted = Admitted()
+        # The fast path covers numeric features under one bound (no categories, no
+        # per-feature bounds, no optional ones); anything else takes the checking path.
+        self._fast = (
+            True
+            if not categorical and not self._max_abs_by_feature and not (self._spec and optional)
+            else None
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, model: Any) -> Validator:
@@ -175,10 +194,12 @@ class Validator:
                 f"{f.max_id_length} (starts {eid[:40]!r})",
             )
         new_features: list[str] = []
-        if self._spec:
-            x = self._features(obj)
-        else:
-            x = self._all_features(obj, admitted.features, new_features)
+        x = self._fast_features(obj, admitted)
+        if x is None:
+            if self._spec:
+                x = self._features(obj)
+            else:
+                x = self._all_features(obj, admitted.features, new_features)
         y = obj.get(f.label) if f.label else None
         new_class = False
         if y is not None:
@@ -190,6 +211,40 @@ class Validator:
         if new_class:
             admitted.classes[y] = None
         return Event(str(eid), x, y, t, -1 if offset is None else offset, record)
+
+    def _fast_features(self, obj: dict[str, Any], admitted: Admitted) -> dict[str, Any] | None:
+        """The features of a record of a known shape whose values are all plain finite numbers
+        within bounds (nearly every record), or None to take the checking path, which also
+        says what is wrong. Gives the same dict, in the same order, as the checking path."""
+        if self._fast is None:
+            return None
+        shape = tuple(obj)
+        names = admitted.plans.get(shape)
+        if names is None:
+            names = self._plan(shape, admitted)
+            if names is None:
+                return None
+        values = [obj[n] for n in names]
+        if not set(map(type, values)) <= _PLAIN:
+            return None
+        # A NaN or infinity makes the sum non-finite; huge values fail the bound.
+        if values and (not math.isfinite(sum(values)) or max(map(abs, values)) > self._max_abs):
+            return None
+        return dict(zip(names, values, strict=True))
+
+    def _plan(self, shape: tuple[str, ...], admitted: Admitted) -> tuple[str, ...] | None:
+        """The feature names of records of this shape, when the fast path applies to them."""
+        if self._spec:
+            names = tuple(n for n, *_ in self._spec)
+            if not set(names) <= set(shape):
+                return None
+        else:
+            names = tuple(n for n in shape if n not in self._reserved)
+            if any(n not in admitted.features for n in names):
+                return None  # admitting new names is the checking path's work
+        if len(admitted.plans) < _MAX_PLANS:
+            admitted.plans[shape] = names
+        return names
 
     def _features(self, obj: dict[str, Any]) -> dict[str, Any]:
         x: dict[str, Any] = {}
