@@ -512,6 +512,12 @@ class WorkerSettings(_Section):
     """``exactly_once`` only: the producer's transactional.id prefix. Empty:
     ``<group_id>-<hostname>``; ``streamer run --workers N`` appends the worker index. Two live
     processes must not share one (the older is fenced)."""
+    commit_interval: float | None = Field(None, ge=0, le=3600)
+    """Seconds between commits of the consumer offsets (with ``exactly_once``: of the
+    transaction). Outputs are produced as each batch is processed and delivered in the
+    background; a commit first waits for them. Empty: 1 s (``at_least_once``; a crash re-emits
+    at most about that much), 0.1 s (``exactly_once``; readers see outputs at commits);
+    0: after every batch."""
     batch_size: int = Field(500, ge=1, le=100_000)
     """Most records taken per consume call; outputs and offsets are committed per batch."""
     poll_timeout: float = Field(0.2, gt=0, le=60)
