@@ -72,24 +72,24 @@ VARIANTS_SCRIPT = HERE / "throughput_variants.py"
 
 #: Workloads of the worker, as settings over the defaults.
 WORKLOADS: dict[str, dict[str, Any]] = {
-    # (a) minimal: concept drift only, Accuracy only, predictions out.
+    # (a) minimal: concept drift only, Accuracy only, predictions out (no lifecycle, no
+    # checkpoints, no model updates).
     "a": {
         "drift": {"features": False, "predictions": False, "labels": False, "schema": False},
         "evaluation": {"metrics": ["Accuracy"]},
+        "lifecycle": {"enabled": False},
+        "checkpoint": {"enabled": False},
+        "models": {"publish": False},
     },
-    # (b) the defaults: all five drift signals, three metrics running and rolling.
+    # (b) the defaults: all five drift signals, three metrics running and rolling, the
+    # lifecycle (challengers on drift), checkpoints every 10,000 events, model updates.
     "b": {},
 }
 
 
 def workload_c(preset: str) -> dict[str, Any]:
-    """(c) the defaults plus one shadow challenger (the champion's preset: a challenger doubles
-    the model's cost) and checkpoints.
-
-    The settings of issues 6 and 7 have not landed yet: these names are placeholders. While
-    ``load_settings`` refuses them, row (c) prints n/a with the reason; once they exist, fix the
-    names here (or pass ``--c-settings JSON``) and the row runs.
-    """
+    """(c) the defaults (checkpoints included) plus one permanent shadow challenger of the
+    champion's preset: a challenger doubles the model's cost."""
     return {
         "lifecycle": {"challengers": [{"name": "challenger", "preset": preset}]},
         "checkpoint": {"every_events": 10_000},
@@ -565,6 +565,8 @@ def worker_settings(
         "fields": {"id": "id", "label": "label", "features": features},
         "model": {"preset": PRESETS[model], "seed": 42},
         "prometheus": {"port": 0},
+        # Checkpoints and model updates are signed.
+        "security": {"signing_key": "benchmark-signing-key-0123456789"},
     }
     if fmt == "avro":
         base["input"] = {"format": "avro", "avro": {"schema": str(schema_file), "framing": "plain"}}
