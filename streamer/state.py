@@ -60,7 +60,15 @@ from streamer.models import model_from_settings
 from streamer.prequential import ModelSlot
 from streamer.records import Headers
 from streamer.settings import Settings
-from streamer.signing import DEFAULT_MAX_PAYLOAD_BYTES, Signer, dumps, loads, sha256, split
+from streamer.signing import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    Chunks,
+    Signer,
+    chunk_records,
+    dumps,
+    loads,
+    sha256,
+)
 from streamer.validate import Admitted
 
 __all__ = [
@@ -82,6 +90,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
 _KIND = "streamer.checkpoint"
 _KIND_HEADER = "streamer.kind"
+_ID_HEADER = "streamer.checkpoint.id"
 
 
 @dataclass(slots=True)
@@ -203,18 +212,16 @@ def checkpoint_records(
     except Exception:
         state.checkpoint_seq -= 1
         raise
-    chunks = split(data, chunk_bytes)
     base = _key(state.topic, state.partition)
     half = "ab"[seq % 2]
-    checkpoint_id = f"{writer}:{seq}".encode()
-    records: list[tuple[str, bytes, Headers]] = [
-        (
-            f"{base}#{half}-{i}",
-            chunk,
-            [(_KIND_HEADER, b"chunk"), ("streamer.checkpoint.id", checkpoint_id)],
-        )
-        for i, chunk in enumerate(chunks)
-    ]
+    records: list[tuple[str, bytes, Headers]] = chunk_records(
+        base,
+        data,
+        chunk_bytes,
+        half=half,
+        ident=f"{writer}:{seq}".encode(),
+        header=_ID_HEADER,
+    )
     header = {
         "kind": _KIND,
         "format": CHECKPOINT_FORMAT,
@@ -226,7 +233,7 @@ def checkpoint_records(
         "writer": writer,
         "created_at": time.time(),
         "chunk_keys": f"{base}#{half}",
-        "chunks": len(chunks),
+        "chunks": len(records),
         "payload_bytes": len(data),
         "payload_sha256": sha256(data),
         "state_digest": state_digest,
@@ -281,7 +288,7 @@ class Restorer:
         self.max_bytes = max_bytes
         self._base = _key(topic, partition)
         self._prefix = self._base + "#"
-        self._chunks: dict[str, list[tuple[int, bytes, bytes]]] = {}
+        self._chunks = Chunks()
         self._good: list[_Candidate] = []
         self.refused: list[tuple[str, str]] = []
 
@@ -291,16 +298,7 @@ class Restorer:
             return
         k = key.decode("utf-8", "replace")
         if k.startswith(self._prefix):
-            ident = dict(headers or []).get("streamer.checkpoint.id") or b""
-            half, _, index = k[len(self._prefix) :].partition("-")
-            try:
-                i = int(index)
-            except ValueError:
-                return
-            chunks = self._chunks.setdefault(f"{self._base}#{half}", [])
-            if chunks and chunks[-1][2] != ident:
-                chunks.clear()  # the chunks of a newer checkpoint replace an older one's
-            chunks.append((i, value, ident))
+            self._chunks.add(k, value, dict(headers or []).get(_ID_HEADER) or b"")
         elif k == self._base:
             self._manifest(value)
 
@@ -332,13 +330,11 @@ class Restorer:
             )
             return
         ident = f"{manifest.get('writer')}:{manifest.get('seq')}".encode()
-        chunks = self._chunks.get(str(manifest.get("chunk_keys")), [])
-        mine = sorted((i, v) for i, v, c in chunks if c == ident)
         n = manifest.get("chunks")
-        if [i for i, _ in mine] != list(range(n if isinstance(n, int) else -1)):
-            self._refuse("truncated", f"{where}: {len(mine)} of {n} chunks found")
+        payload, found = self._chunks.take(str(manifest.get("chunk_keys")), ident, n)
+        if payload is None:
+            self._refuse("truncated", f"{where}: {found} of {n} chunks found")
             return
-        payload = b"".join(v for _, v in mine)
         if not self.signer.verify(manifest, payload, signature):
             self._refuse("bad_signature", f"{where}: the signature does not match its contents")
             return
