@@ -235,7 +235,11 @@ def test_partitions_keep_their_models_across_a_rebalance(make_settings, tmp_path
     n = 12_000
     rows = _rows(n, seed=5)
     settings = _prepare(
-        make_settings, rows, topics={"partitions": 4}, checkpoint={"every_events": 300}
+        make_settings,
+        rows,
+        topics={"partitions": 4},
+        # Small chunks: each checkpoint spans several changelog records.
+        checkpoint={"every_events": 300, "chunk_bytes": 8192},
     )
     topic = settings.topics.events
     placed = {
