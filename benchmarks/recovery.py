@@ -19,14 +19,17 @@ the median seconds and the mean final accuracy, and each run's figures with ``--
 
     python benchmarks/recovery.py                # the 24 runs, about 5 minutes
     python benchmarks/recovery.py --quick        # 4 runs
+    python benchmarks/recovery.py --width 1000   # a gradual drift over 1,000 events
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -47,8 +50,11 @@ MODELS = ("hoeffding_tree", "logistic_regression")
 METHODS = ("none", "drc-ddm", "drc-dual", "lifecycle")
 
 
-def _rows(stream: str, seed: int, n: int) -> list[dict[str, Any]]:
-    data = concept_drift(stream, seed=seed, position=DRIFT_AT + 1, n=n)
+def _rows(stream: str, seed: int, n: int, width: int = 1) -> list[dict[str, Any]]:
+    # A gradual drift is centred on DRIFT_AT + width / 2: it starts at DRIFT_AT, as the abrupt
+    # one does, and the recovery is counted from there.
+    position = DRIFT_AT + 1 + (width // 2 if width > 1 else 0)
+    data = concept_drift(stream, seed=seed, position=position, width=width, n=n)
     return [
         {"id": i, **{str(k): v for k, v in x.items()}, "label": y} for i, (x, y) in enumerate(data)
     ]
@@ -176,9 +182,17 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        # River's DriftRetrainingClassifier (the anchor) depends on string hashing: fix it.
+        os.execve(
+            sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"}
+        )
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=15_000, help="events per run")
     p.add_argument("--window", type=int, default=200, help="accuracy window of the recovery")
+    p.add_argument(
+        "--width", type=int, default=1, help="drift width: 1 abrupt, 1000 gradual (sigmoid)"
+    )
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="one seed, SEA and Agrawal")
     p.add_argument("--methods", default=",".join(METHODS))
@@ -201,12 +215,13 @@ def main(argv: list[str] | None = None) -> None:
     methods = args.methods.split(",")
     started = time.time()
     results = [
-        run_one(m, s, seed, preset, args.events, args.window, overrides)
+        run_one(m, s, seed, preset, args.events, args.window, overrides, args.width)
         for s, seed, preset in itertools.product(streams, seeds, MODELS)
         for m in methods
     ]
     print(
-        f"# recovery after an abrupt drift at event {DRIFT_AT:,}; {args.events:,} events per run; "
+        f"# recovery after {'an abrupt' if args.width == 1 else f'a gradual ({args.width:,} events)'}"
+        f" drift from event {DRIFT_AT:,}; {args.events:,} events per run; "
         f"accuracy window {args.window}; {time.strftime('%Y-%m-%d')}, {platform.node()}, "
         f"Python {platform.python_version()}, River {river.__version__}; "
         f"{time.time() - started:.0f} s"

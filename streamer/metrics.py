@@ -10,8 +10,9 @@ The worker does not touch metric objects. Once per batch it calls the export met
 
 * :meth:`Metrics.export_partition`, :meth:`Metrics.export_model` and
   :meth:`Metrics.export_drift` for each partition of the batch, after the stages ran;
-* :meth:`Metrics.export_delivery` once, after the batch's outputs were delivered and its
-  offsets committed: it closes the batch (latencies are measured up to this call);
+* :meth:`Metrics.export_batch` once, after the batch's outputs were produced: it closes the
+  batch (latencies are measured up to this call); :meth:`Metrics.export_commit` after each
+  commit of offsets;
 
 and, as partitions and models come and go, :meth:`Metrics.forget_partition` and
 :meth:`Metrics.forget_model`, which remove their series so that a revoked partition or a
@@ -27,7 +28,8 @@ Examples
 >>> m = Metrics(reg, process=False)
 >>> m.export_partition("events", 0, records=3, predictions=3, labelled=2, learned=2,
 ...                    event_times=[1.0, 2.0, 3.0])
->>> m.export_delivery(started=0.0, records=3, positions={("events", 0): (3, 3)})
+>>> m.export_batch(started=0.0, records=3)
+>>> m.export_commit({("events", 0): (3, 3)})
 >>> reg.get_sample_value("streamer_events_total", {"topic": "events", "partition": "0"})
 3.0
 >>> reg.get_sample_value(
@@ -398,16 +400,16 @@ class Metrics:
         )
         self.processing_latency = BatchHistogram(
             "streamer_processing_latency_seconds",
-            "Per event: from the consume call that returned it to its outputs acknowledged by "
-            "the brokers.",
+            "Per event: from the consume call that returned it to its outputs produced (sent "
+            "within linger.ms, acknowledged by the next commit).",
             tp,
             _PROCESSING_BUCKETS,
             r,
         )
         self.end_to_end_latency = BatchHistogram(
             "streamer_end_to_end_latency_seconds",
-            "Per prediction: from the event time to the prediction acknowledged by the brokers "
-            "(includes the time the event waited in Kafka).",
+            "Per prediction: from the event time to the prediction produced (includes the time "
+            "the event waited in Kafka).",
             tp,
             _END_TO_END_BUCKETS,
             r,
@@ -587,7 +589,7 @@ class Metrics:
             Predictions made, events that carried a label, events learned from.
         event_times
             Event time (epoch seconds) of each prediction; their end-to-end latency is
-            observed by the next :meth:`export_delivery`.
+            observed by the next :meth:`export_batch`.
         """
         self._child(self.events, topic, partition).inc(records)
         if predictions:
@@ -719,15 +721,18 @@ class Metrics:
         if concept_states:
             self.concept_state.update((topic, str(partition)), concept_states)
 
-    def export_delivery(
+    def export_batch(
         self,
         *,
         started: float,
         records: int,
-        positions: Mapping[TopicPartition, tuple[int, int | None]],
         dead_letters: Mapping[tuple[str, str, str], int] | None = None,
     ) -> None:
-        """Close a batch whose outputs are delivered and offsets committed.
+        """Close a batch whose outputs are produced: its latencies end here.
+
+        Outputs are delivered in the background and acknowledged by the next commit (see
+        :meth:`export_commit`); librdkafka sends them within ``linger.ms``, so the latency to
+        the hand-over is the latency to delivery within a few milliseconds.
 
         Parameters
         ----------
@@ -735,8 +740,6 @@ class Metrics:
             ``time.perf_counter()`` when the consume call returned the batch.
         records
             Records in the batch (all partitions).
-        positions
-            ``(topic, partition) -> (next offset committed, high watermark or None)``.
         dead_letters
             ``(topic, stage, reason) -> records`` dead-lettered in the batch.
         """
@@ -749,14 +752,22 @@ class Metrics:
             if len(times):
                 self.end_to_end_latency.observe_many(labels, wall - np.asarray(times, np.float64))
         self._pending.clear()
+        if dead_letters:
+            self.count_dead_letters(dead_letters)
+        self.batch_records.observe(records)
+        self.batch_seconds.observe(elapsed)
+
+    def export_commit(self, positions: Mapping[TopicPartition, tuple[int, int | None]]) -> None:
+        """Offsets committed: ``(topic, partition) -> (next offset, high watermark or None)``."""
         for (topic, partition), (offset, high) in positions.items():
             self._child(self.committed_offset, topic, partition).set(offset)
             if high is not None:
                 self._child(self.lag, topic, partition).set(max(high - offset, 0))
-        for (topic, stage, reason), n in (dead_letters or {}).items():
+
+    def count_dead_letters(self, dead_letters: Mapping[tuple[str, str, str], int]) -> None:
+        """``(topic, stage, reason) -> records`` sent to the dead-letter topic."""
+        for (topic, stage, reason), n in dead_letters.items():
             self.dead_letters.labels(topic, stage, reason).inc(n)
-        self.batch_records.observe(records)
-        self.batch_seconds.observe(elapsed)
 
     # -- membership and lifecycle ---------------------------------------------------------------
 

@@ -56,11 +56,12 @@ from streamer.errors import PayloadError
 from streamer.records import Headers
 from streamer.signing import (
     DEFAULT_MAX_PAYLOAD_BYTES,
+    Chunks,
     Signer,
+    chunk_records,
     dumps,
     loads,
     sha256,
-    split,
 )
 
 __all__ = [
@@ -80,6 +81,7 @@ log = logging.getLogger(__name__)
 #: Why an update was published (a bounded set: it becomes a metric label).
 REASONS = ("initial", "periodic", "promotion", "rollback", "manual")
 _KIND = "streamer.model_update"
+_ID_HEADER = "streamer.update"
 _FORMAT = 1
 
 #: Avro schema of the manifest (``output.format = "avro"``); schemas/model_update.avsc is a
@@ -200,20 +202,18 @@ def update_records(
             f"model {update.key} v{update.version} is {len(payload)} bytes compressed, "
             f"over models.max_bytes ({max_bytes}): not published"
         )
-    chunks = split(payload, chunk_bytes)
     half = "ab"[update.revision % 2]
     base = update.key
     ident = f"{update.version}.{update.revision}".encode()
-    records: list[tuple[str, bytes, Headers]] = [
-        (f"{base}#{half}-{i}", chunk, [("streamer.kind", b"chunk"), ("streamer.update", ident)])
-        for i, chunk in enumerate(chunks)
-    ]
+    records: list[tuple[str, bytes, Headers]] = chunk_records(
+        base, payload, chunk_bytes, half=half, ident=ident, header=_ID_HEADER
+    )
     update.created_at = update.created_at or time.time()
     update.model_class = update.model_class or _describe(model)
     update.versions = update.versions or _versions()
     update.payload_bytes = len(payload)
     update.payload_sha256 = sha256(payload)
-    update.chunks = len(chunks)
+    update.chunks = len(records)
     update.chunk_keys = f"{base}#{half}"
     update.key_id = signer.key_id
     update.signature = signer.sign(update.header(), payload)
@@ -285,7 +285,7 @@ class Assembler:
         self.max_bytes = max_bytes
         self.trusted = trusted
         self.verify_only = verify_only
-        self._chunks: dict[str, list[tuple[int, bytes, bytes]]] = {}
+        self._chunks = Chunks()
         #: The newest accepted update of each key.
         self.latest: dict[str, ModelUpdate] = {}
 
@@ -295,18 +295,7 @@ class Assembler:
         if key is None or value is None:
             return None
         k = key.decode("utf-8", "replace")
-        base, sep, rest = k.partition("#")
-        if sep:
-            half, _, index = rest.partition("-")
-            try:
-                i = int(index)
-            except ValueError:
-                return None
-            ident = dict(headers or []).get("streamer.update") or b""
-            chunks = self._chunks.setdefault(f"{base}#{half}", [])
-            if chunks and chunks[-1][2] != ident:
-                chunks.clear()
-            chunks.append((i, value, ident))
+        if self._chunks.add(k, value, dict(headers or []).get(_ID_HEADER) or b""):
             return None
         return self._manifest(k, value)
 
@@ -346,12 +335,9 @@ class Assembler:
                 update,
             )
         ident = f"{update.version}.{update.revision}".encode()
-        mine = sorted((i, v) for i, v, c in self._chunks.get(update.chunk_keys, []) if c == ident)
-        if [i for i, _ in mine] != list(range(update.chunks)):
-            return Refused(
-                key, "truncated", f"{where}: {len(mine)} of {update.chunks} chunks", update
-            )
-        payload = b"".join(v for _, v in mine)
+        payload, found = self._chunks.take(update.chunk_keys, ident, update.chunks)
+        if payload is None:
+            return Refused(key, "truncated", f"{where}: {found} of {update.chunks} chunks", update)
         if not self.signer.verify(update.header(), payload, update.signature):
             return Refused(key, "bad_signature", f"{where}: signature does not match", update)
         if sha256(payload) != update.payload_sha256:

@@ -54,8 +54,10 @@ from streamer.errors import PayloadError
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
+    "Chunks",
     "RestrictedUnpickler",
     "Signer",
+    "chunk_records",
     "dumps",
     "loads",
     "sha256",
@@ -114,6 +116,54 @@ def split(data: bytes, size: int) -> list[bytes]:
     if size < 1:
         raise ValueError(f"chunk size must be >= 1, got {size}")
     return [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+
+
+def chunk_records(
+    base: str, payload: bytes, size: int, *, half: str, ident: bytes, header: str
+) -> list[tuple[str, bytes, list[tuple[str, bytes | None]]]]:
+    """A payload as chunk records keyed ``<base>#<half>-<index>``, each tagged ``ident`` (in
+    header ``header``) so that a reader can tell the chunks of one payload from another's.
+
+    Consecutive payloads of one ``base`` alternate their ``half`` (``a``/``b``): on a
+    compacted topic, the newest complete payload's chunks are never replaced by those of the
+    one being written after it.
+    """
+    tags: list[tuple[str, bytes | None]] = [("streamer.kind", b"chunk"), (header, ident)]
+    return [(f"{base}#{half}-{i}", chunk, tags) for i, chunk in enumerate(split(payload, size))]
+
+
+class Chunks:
+    """Collects chunk records (see :func:`chunk_records`) until their manifest asks for them.
+
+    For each key set (``<base>#<half>``) it keeps the chunks of the newest payload: a chunk
+    tagged with another ``ident`` starts over, and a chunk seen again (a replayed write)
+    replaces its copy.
+    """
+
+    def __init__(self) -> None:
+        self._sets: dict[str, tuple[bytes, dict[int, bytes]]] = {}
+
+    def add(self, key: str, value: bytes, ident: bytes) -> bool:
+        """Take ``value`` if ``key`` is a chunk key; False if it is not one."""
+        base, sep, rest = key.partition("#")
+        half, _, index = rest.partition("-")
+        if not sep or not index.isdigit():
+            return False
+        keys = f"{base}#{half}"
+        current = self._sets.get(keys)
+        if current is None or current[0] != ident:
+            self._sets[keys] = (ident, {int(index): value})
+        else:
+            current[1][int(index)] = value
+        return True
+
+    def take(self, keys: str, ident: bytes, count: Any) -> tuple[bytes | None, int]:
+        """``(payload, chunks found)``: the payload when all ``count`` chunks are there."""
+        current = self._sets.get(keys)
+        found = current[1] if current is not None and current[0] == ident else {}
+        if not isinstance(count, int) or sorted(found) != list(range(count)):
+            return None, len(found)
+        return b"".join(found[i] for i in range(count)), count
 
 
 class Signer:

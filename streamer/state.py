@@ -48,7 +48,7 @@ import logging
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
@@ -60,7 +60,16 @@ from streamer.models import model_from_settings
 from streamer.prequential import ModelSlot
 from streamer.records import Headers
 from streamer.settings import Settings
-from streamer.signing import DEFAULT_MAX_PAYLOAD_BYTES, Signer, dumps, loads, sha256, split
+from streamer.signing import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    Chunks,
+    Signer,
+    chunk_records,
+    dumps,
+    loads,
+    sha256,
+)
+from streamer.validate import Admitted
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -81,6 +90,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
 _KIND = "streamer.checkpoint"
 _KIND_HEADER = "streamer.kind"
+_ID_HEADER = "streamer.checkpoint.id"
 
 
 @dataclass(slots=True)
@@ -92,7 +102,8 @@ class PartitionState:
     included); ``checkpoint_seq`` the sequence number of the last checkpoint written or
     restored; ``versions`` the highest model version minted for this partition; ``lifecycle``
     the lifecycle policy's bookkeeping; ``published`` the (version, revision) of the last model
-    update published.
+    update published; ``admitted`` the feature names and classes taken from the data (they go
+    with the models).
     """
 
     topic: str
@@ -105,6 +116,7 @@ class PartitionState:
     versions: int = 1
     lifecycle: Any = None
     published: tuple[int, int] | None = None
+    admitted: Admitted = field(default_factory=Admitted)
 
     @property
     def champion(self) -> ModelSlot:
@@ -124,6 +136,7 @@ def new_slot(settings: Settings, **kwargs: Any) -> ModelSlot:
         metrics=e.metrics,
         window=e.window,
         positive_label=e.positive_label,
+        classes=e.classes,
         **kwargs,
     )
 
@@ -199,18 +212,16 @@ def checkpoint_records(
     except Exception:
         state.checkpoint_seq -= 1
         raise
-    chunks = split(data, chunk_bytes)
     base = _key(state.topic, state.partition)
     half = "ab"[seq % 2]
-    checkpoint_id = f"{writer}:{seq}".encode()
-    records: list[tuple[str, bytes, Headers]] = [
-        (
-            f"{base}#{half}-{i}",
-            chunk,
-            [(_KIND_HEADER, b"chunk"), ("streamer.checkpoint.id", checkpoint_id)],
-        )
-        for i, chunk in enumerate(chunks)
-    ]
+    records: list[tuple[str, bytes, Headers]] = chunk_records(
+        base,
+        data,
+        chunk_bytes,
+        half=half,
+        ident=f"{writer}:{seq}".encode(),
+        header=_ID_HEADER,
+    )
     header = {
         "kind": _KIND,
         "format": CHECKPOINT_FORMAT,
@@ -222,7 +233,7 @@ def checkpoint_records(
         "writer": writer,
         "created_at": time.time(),
         "chunk_keys": f"{base}#{half}",
-        "chunks": len(chunks),
+        "chunks": len(records),
         "payload_bytes": len(data),
         "payload_sha256": sha256(data),
         "state_digest": state_digest,
@@ -277,7 +288,7 @@ class Restorer:
         self.max_bytes = max_bytes
         self._base = _key(topic, partition)
         self._prefix = self._base + "#"
-        self._chunks: dict[str, list[tuple[int, bytes, bytes]]] = {}
+        self._chunks = Chunks()
         self._good: list[_Candidate] = []
         self.refused: list[tuple[str, str]] = []
 
@@ -287,16 +298,7 @@ class Restorer:
             return
         k = key.decode("utf-8", "replace")
         if k.startswith(self._prefix):
-            ident = dict(headers or []).get("streamer.checkpoint.id") or b""
-            half, _, index = k[len(self._prefix) :].partition("-")
-            try:
-                i = int(index)
-            except ValueError:
-                return
-            chunks = self._chunks.setdefault(f"{self._base}#{half}", [])
-            if chunks and chunks[-1][2] != ident:
-                chunks.clear()  # the chunks of a newer checkpoint replace an older one's
-            chunks.append((i, value, ident))
+            self._chunks.add(k, value, dict(headers or []).get(_ID_HEADER) or b"")
         elif k == self._base:
             self._manifest(value)
 
@@ -328,13 +330,11 @@ class Restorer:
             )
             return
         ident = f"{manifest.get('writer')}:{manifest.get('seq')}".encode()
-        chunks = self._chunks.get(str(manifest.get("chunk_keys")), [])
-        mine = sorted((i, v) for i, v, c in chunks if c == ident)
         n = manifest.get("chunks")
-        if [i for i, _ in mine] != list(range(n if isinstance(n, int) else -1)):
-            self._refuse("truncated", f"{where}: {len(mine)} of {n} chunks found")
+        payload, found = self._chunks.take(str(manifest.get("chunk_keys")), ident, n)
+        if payload is None:
+            self._refuse("truncated", f"{where}: {found} of {n} chunks found")
             return
-        payload = b"".join(v for _, v in mine)
         if not self.signer.verify(manifest, payload, signature):
             self._refuse("bad_signature", f"{where}: the signature does not match its contents")
             return

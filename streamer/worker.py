@@ -159,6 +159,13 @@ class Worker:
         # delivered already), and (events, time) at its last checkpoint.
         self._committed: dict[TopicPartition, int] = {}
         self._last_checkpoint: dict[TopicPartition, tuple[int, float]] = {}
+        # Offsets processed and not committed yet, and how often to commit them.
+        self._uncommitted: dict[TopicPartition, int] = {}
+        interval = s.worker.commit_interval
+        if interval is None:
+            interval = 0.1 if s.worker.processing_guarantee == "exactly_once" else 1.0
+        self._commit_every = interval
+        self._committed_at = time.monotonic()
         self._stop = threading.Event()
         self._closing = False
         self.processed = 0
@@ -325,7 +332,12 @@ class Worker:
         saved = False
         if mine and self._sink is not None:
             try:
-                self._deliver(self._positions(mine), mine, force=True)
+                # Everything processed so far is delivered and committed here, the revoked
+                # partitions checkpointed: the next owner starts where this one stopped.
+                offsets = {k: o for k, o in self._uncommitted.items() if k in self.states}
+                offsets.update(self._positions(mine))
+                self._deliver(offsets, mine, force=True)
+                self._uncommitted.clear()
                 saved = self.checkpoints
             except StreamerError as exc:
                 log.warning("could not checkpoint revoked partitions %s: %s", mine, exc)
@@ -372,6 +384,9 @@ class Worker:
     def run(self, *, max_events: int | None = None) -> None:
         """Process batches until :meth:`stop` or until ``max_events`` records were processed."""
         s = self.settings
+        # An unreachable cluster is one clear line per attempt until it answers (or stop()).
+        if not kafka.wait_for_cluster(s.kafka, should_stop=self._stop.is_set):
+            return
         conf_producer = None
         if self.exactly_once:
             conf_producer = {"transactional.id": self.transactional_id}
@@ -387,6 +402,7 @@ class Worker:
             lifecycle_topic=s.topics.lifecycle_events,
             fmt=s.output.format,
             model=s.model.name,
+            max_message_bytes=kafka.message_max_bytes(s.kafka),
         )
         self._source = kafka.KafkaSource(
             s.kafka,
@@ -497,18 +513,10 @@ class Worker:
             self.dead_total += len(result.dead)
             self._export(state, result)
             self._publish_if_due(state)
-        try:
-            self._deliver(next_offsets, self._due(next_offsets))
-        except DeliveryError as exc:
-            self._rewind(str(exc))
+        self._uncommitted.update(next_offsets)
+        if not self._commit_if_due(self._due(next_offsets)):
             return
-        positions: dict[TopicPartition, tuple[int, int | None]] = {}
-        for key, offset in next_offsets.items():
-            marks = self._source.watermarks(*key)  # type: ignore[union-attr]
-            positions[key] = (offset, None if marks is None else marks[1])
-        metrics.export_delivery(
-            started=started, records=len(records), positions=positions, dead_letters=dead_tally
-        )
+        metrics.export_batch(started=started, records=len(records), dead_letters=dead_tally)
         self.processed += len(records)
         if self.on_batch is not None:
             self.on_batch(self)
@@ -668,12 +676,30 @@ class Worker:
         return due
 
     def _checkpoint_due_by_time(self) -> None:
-        due = self._due(list(self.states))
-        if due:
-            try:
-                self._deliver(self._positions(due), due)
-            except DeliveryError as exc:
-                self._rewind(str(exc))
+        self._commit_if_due(self._due(list(self.states)))
+
+    def _commit_if_due(self, due: list[TopicPartition]) -> bool:
+        """Deliver, checkpoint ``due`` and commit, when checkpoints are due or the commit
+        interval has passed (else only serve delivery reports); False after a rewind."""
+        now = time.monotonic()
+        if not due and (not self._uncommitted or now - self._committed_at < self._commit_every):
+            self._sink.poll()  # type: ignore[union-attr]
+            return True
+        offsets = {k: o for k, o in self._uncommitted.items() if k in self.states}
+        offsets.update(self._positions(due))
+        try:
+            self._deliver(offsets, due)
+        except DeliveryError as exc:
+            self._rewind(str(exc))
+            return False
+        self._uncommitted.clear()
+        self._committed_at = now
+        positions: dict[TopicPartition, tuple[int, int | None]] = {}
+        for key, offset in offsets.items():
+            marks = self._source.watermarks(*key)  # type: ignore[union-attr]
+            positions[key] = (offset, None if marks is None else marks[1])
+        self.metrics.export_commit(positions)
+        return True
 
     def _deliver(
         self,
@@ -701,6 +727,7 @@ class Worker:
             ]
         checkpoint = [k for k in checkpoint if self.checkpoints]
         if self.exactly_once:
+            self._flush(deadline)  # outputs Kafka refuses become dead letters, in the transaction
             written = [w for k in checkpoint if (w := self._write_checkpoint(k))]
             try:
                 sink.commit_transaction(next_offsets, source.group_metadata())
@@ -782,7 +809,12 @@ class Worker:
                 )
 
         try:
-            self._sink.flush(deadline, waiting=waiting)
+            # Outputs Kafka refused for their own reasons come back as dead letters of their
+            # inputs, made and delivered here: counted here.
+            for d in self.emitter.flush(deadline, waiting=waiting):
+                topic = d.record.topic() or self.settings.topics.events
+                self.metrics.count_dead_letters({(topic, d.stage, d.reason): 1})
+                self.dead_total += 1
         finally:
             if h.waiting_since is not None:
                 log.info("outputs delivered again")
@@ -812,6 +844,7 @@ class Worker:
         log.error("%s: rewinding to the last checkpoints", why)
         keys = list(self.states)
         self.states.clear()
+        self._uncommitted.clear()
         committed = self._source.committed(keys)
         for key in keys:
             self._committed[key] = committed.get(key, -1001)

@@ -320,8 +320,8 @@ def overview() -> db.Dashboard:
         .with_panel(
             ts(
                 "Processing latency",
-                "Per event, from the consume call that returned it to its outputs acknowledged "
-                "by the brokers.",
+                "Per event, from the consume call that returned it to its outputs produced (sent "
+                "within linger.ms; the next commit waits for their acknowledgement).",
                 [
                     q(
                         f"histogram_quantile({p}, sum by (le) (rate("
@@ -336,8 +336,8 @@ def overview() -> db.Dashboard:
         .with_panel(
             ts(
                 "End-to-end latency",
-                "Per prediction, from the event time to the prediction acknowledged by the "
-                "brokers; includes the time the event waited in Kafka.",
+                "Per prediction, from the event time to the prediction produced; includes the "
+                "time the event waited in Kafka.",
                 [
                     q(
                         f"histogram_quantile({p}, sum by (le) (rate("

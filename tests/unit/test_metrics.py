@@ -72,7 +72,7 @@ def test_no_created_series():
     reg = CollectorRegistry()
     m = Metrics(reg, process=False)
     m.export_partition(T, 0, records=1, predictions=1, labelled=0, learned=0, event_times=[1.0])
-    m.export_delivery(started=0.0, records=1, positions={})
+    m.export_batch(started=0.0, records=1)
     assert not [name for name, _ in _samples(reg) if name.endswith("_created")]
 
 
@@ -90,12 +90,8 @@ def test_partition_model_and_delivery_export():
         version=3,
         values={("Accuracy", "running"): 0.9, ("Accuracy", "rolling"): 0.8},
     )
-    m.export_delivery(
-        started=0.0,
-        records=5,
-        positions={(T, 1): (105, 130)},
-        dead_letters={(T, "decode", "undecodable"): 1},
-    )
+    m.export_batch(started=0.0, records=5, dead_letters={(T, "decode", "undecodable"): 1})
+    m.export_commit({(T, 1): (105, 130)})
     tp = {"topic": T, "partition": "1"}
     get = reg.get_sample_value
     assert get("streamer_events_total", tp) == 5
@@ -122,7 +118,7 @@ def test_partition_model_and_delivery_export():
     assert get("streamer_batch_duration_seconds_count") == 1
     assert get("streamer_batch_records_sum") == 5
     # The next batch has nothing pending from this one.
-    m.export_delivery(started=0.0, records=0, positions={})
+    m.export_batch(started=0.0, records=0)
     assert get("streamer_processing_latency_seconds_count", tp) == 5
 
 
@@ -294,7 +290,8 @@ def _fill(m: Metrics, partition: int) -> None:
     m.lifecycle_decision(T, partition, model="m", decision="challenger_started")
     m.checkpoint_written(T, partition, size=100, seconds=0.01, at=5.0)
     m.restored(T, partition, source="fresh")
-    m.export_delivery(started=0.0, records=2, positions={(T, partition): (2, 2)})
+    m.export_batch(started=0.0, records=2)
+    m.export_commit({(T, partition): (2, 2)})
 
 
 def _partitions(reg: CollectorRegistry) -> set[str]:

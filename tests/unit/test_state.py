@@ -178,3 +178,11 @@ def test_state_pickles_without_settings_objects_inside():
     assert found == []
     assert len(dumps(state)) < 2_000_000
     assert all(s is not None for s in itertools.islice([state.drift, state.champion.drift], 2))
+
+
+def test_a_checkpoint_written_twice_restores_once():
+    """A replayed write (the same records again) is not mistaken for a truncated checkpoint."""
+    _, state = _state(300)
+    records = checkpoint_records(state, signer=SIGNER, chunk_bytes=1024, writer="w")
+    r = _restore([*records[:-1], *records])
+    assert r.refused == [] and r.best() is not None
