@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from streamer.decode import AvroEncoder, Encoder, JsonEncoder
 from streamer.records import DeadLetter, DriftEvent, Event, Headers
+from streamer.resources import load_avsc
 
 __all__ = [
     "DEAD_LETTER_HEADER_PREFIX",
@@ -37,64 +38,14 @@ __all__ = [
 ]
 
 DEAD_LETTER_HEADER_PREFIX = "streamer.error."
-_VALUE = ["null", "boolean", "long", "double", "string"]
 
-#: Avro schema of predictions (``output.format = "avro"``); schemas/prediction.avsc is a copy
-#: for consumers, kept equal by a test.
-PREDICTION_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "Prediction",
-    "namespace": "io.streamer",
-    "doc": "What the champion predicted for one event, before it learned from it.",
-    "fields": [
-        {"name": "event_id", "type": "string"},
-        {"name": "topic", "type": "string", "doc": "Source topic of the event."},
-        {"name": "partition", "type": "int"},
-        {"name": "offset", "type": "long"},
-        {"name": "time", "type": "double", "doc": "Event time, epoch seconds."},
-        {"name": "model", "type": "string"},
-        {"name": "version", "type": "long"},
-        {"name": "prediction", "type": _VALUE, "doc": "Class or value; null before any learning."},
-        {
-            "name": "proba",
-            "type": ["null", {"type": "map", "values": "double"}],
-            "default": None,
-            "doc": "Class probabilities (classifiers), keyed by the class as a string.",
-        },
-        {"name": "label", "type": _VALUE, "default": None, "doc": "True label, if known."},
-    ],
-}
+#: Avro schema of predictions (``output.format = "avro"``), from the shipped
+#: ``streamer/schemas/prediction.avsc`` (``schemas/`` in a checkout): one copy, for the
+#: worker and for consumers.
+PREDICTION_SCHEMA: dict[str, Any] = load_avsc("prediction")
 
-
-#: Avro schema of drift events (``output.format = "avro"``); schemas/drift_event.avsc is a copy.
-DRIFT_EVENT_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "DriftEvent",
-    "namespace": "io.streamer",
-    "doc": "A drift signal of one partition changed level (see streamer.records.DriftEvent).",
-    "fields": [
-        {
-            "name": "signal",
-            "type": "string",
-            "doc": "concept, feature, prediction, label or schema.",
-        },
-        {"name": "feature", "type": "string", "doc": "Feature or field; empty for concept."},
-        {"name": "statistic", "type": "string", "doc": "Detector name, or psi, js, ks, ..."},
-        {"name": "value", "type": "double"},
-        {"name": "threshold", "type": "double"},
-        {"name": "level", "type": "string", "doc": "ok, warning or alarm."},
-        {"name": "topic", "type": "string"},
-        {"name": "partition", "type": "int"},
-        {"name": "reference_first_offset", "type": "long"},
-        {"name": "reference_last_offset", "type": "long"},
-        {"name": "current_first_offset", "type": "long"},
-        {"name": "current_last_offset", "type": "long"},
-        {"name": "model", "type": "string"},
-        {"name": "version", "type": "long"},
-        {"name": "time", "type": "double", "doc": "Event time of the last event evaluated."},
-        {"name": "events", "type": "long", "doc": "Events the monitor had seen."},
-    ],
-}
+#: Avro schema of drift events (``output.format = "avro"``), from ``drift_event.avsc``.
+DRIFT_EVENT_SCHEMA: dict[str, Any] = load_avsc("drift_event")
 
 
 class Sink(Protocol):
