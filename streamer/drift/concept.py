@@ -29,6 +29,8 @@ from typing import Any, Protocol
 from river import base, drift
 from river.drift import binary
 
+from streamer.drift import defaults
+
 __all__ = [
     "DEFAULT_DETECTOR",
     "DETECTORS",
@@ -38,6 +40,7 @@ __all__ = [
     "ConceptDriftMonitor",
     "DualADWIN",
     "OneSidedADWIN",
+    "effective_detector",
     "make_detector",
 ]
 
@@ -462,7 +465,7 @@ _LOWER = {n.lower(): n for n in list(_SPECS) + list(_ALIASES)}
 DETECTORS: tuple[str, ...] = tuple(_SPECS) + tuple(_ALIASES)
 
 #: The detector used when the settings name none (see ``docs/drift.md`` for why).
-DEFAULT_DETECTOR = "DualADWIN"
+DEFAULT_DETECTOR = defaults.DETECTOR
 
 
 def _canonical(name: str) -> str:
@@ -561,6 +564,41 @@ absolute error; use one of DualADWIN, OneSidedADWIN, ADWIN, KSWIN, PageHinkley, 
         return spec.factory(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"invalid parameters for detector {canonical!r}: {exc}") from exc
+
+
+def effective_detector(
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    task: str = "classification",
+    seed: int | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """The canonical name of a detector and every parameter that applies to it.
+
+    Unset parameters take the detector's own defaults, so ``streamer check-config`` can show
+    what runs rather than an empty table. Values are checked as :func:`make_detector` checks
+    them; ``seed`` is what a seeded detector gets when ``params`` has none.
+
+    Examples
+    --------
+    >>> name, params = effective_detector("adwin", {"delta": 0.01})
+    >>> name, params["delta"], params["clock"]
+    ('ADWIN', 0.01, 32)
+    """
+    import inspect
+
+    make_detector(name, params, task=task)  # refuses what the worker would refuse
+    canonical, spec = _spec(name, task)
+    signature = inspect.signature(spec.factory)
+    out = {
+        key: p.default
+        for key, p in signature.parameters.items()
+        if key in spec.checks and p.default is not inspect.Parameter.empty
+    }
+    if spec.seeded:
+        out["seed"] = seed
+    out.update(params or {})
+    return canonical, out
 
 
 class ConceptDriftMonitor:
