@@ -77,7 +77,7 @@ class RunSummary:
         }
 
     def lines(self) -> list[str]:
-        """The summary for people, at most 100 columns wide.
+        """The summary for people.
 
         Examples
         --------
@@ -91,7 +91,8 @@ class RunSummary:
         dead letters  10: validate/wrong_type 10
         drift events  1 alarm (concept 1), 2 warnings, 1 cleared
         final metrics (running, since the model started)
-          events[0]  Accuracy 0.9123  ·  1,200 events, model v1, next offset 1,200
+          events[0]: 1,200 events, model v1, next offset 1,200
+            Accuracy 0.9123
         """
         out = [
             f"events        {self.events:,} in {self.seconds:.1f} s",
@@ -110,12 +111,13 @@ class RunSummary:
         if self.partitions:
             out.append("final metrics (running, since the model started)")
         for p in self.partitions:
-            metrics = "  ".join(f"{k} {v:.4f}" for k, v in p.running.items())
             where = f"{p.events:,} events, model v{p.version}"
             if p.next_offset is not None:
                 where += f", next offset {p.next_offset:,}"
-            out.append(f"  {p.topic}[{p.partition}]  {metrics or '(no labels yet)'}  ·  {where}")
-        return [line[:100] for line in out]
+            metrics = "  ".join(f"{k} {v:.4f}" for k, v in p.running.items())
+            out.append(f"  {p.topic}[{p.partition}]: {where}")
+            out.append(f"    {metrics or '(no labelled events yet)'}")
+        return out
 
 
 def _plural(n: int, word: str) -> str:
