@@ -183,7 +183,10 @@ class ModelSettings(_Section):
     name: str = "champion"
     """Model name carried by predictions (and, later, model updates)."""
     preset: str = "logistic_regression"
-    """A preset name (see ``streamer.models.PRESETS``) or ``package.module:factory``."""
+    """A preset name (see ``streamer.models.PRESETS``) or ``package.module:factory``. A
+    factory is code named by the configuration: the worker imports and runs it (and
+    ``streamer check-config`` only with ``--import-models``), so whoever can set this setting
+    (the file, ``STREAMER_MODEL__PRESET``) can run code as the worker."""
     params: dict[str, Any] = Field(default_factory=dict)
     """Keyword arguments for the preset or factory."""
     seed: int = 42
