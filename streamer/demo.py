@@ -344,13 +344,16 @@ class Demo:
         broker: EmbeddedBroker | None = None
         server = None
         try:
-            if not settings.kafka.bootstrap_servers:
+            servers = settings.kafka.bootstrap_servers
+            if not servers:
                 broker = EmbeddedBroker().start()
                 say(f"embedded broker (Tansu) on {broker.bootstrap_servers}, pid {broker.pid}")
-                settings = demo_settings(settings, broker.bootstrap_servers, self.partitions)
-                self.settings = settings
+                servers = broker.bootstrap_servers
                 self.embedded = True
-            self.broker_address = settings.kafka.bootstrap_servers
+            # On any broker, the topics the demo creates get --partitions: the switch offsets
+            # are computed for that many.
+            settings = self.settings = demo_settings(settings, servers, self.partitions)
+            self.broker_address = servers
             metrics = Metrics()
             worker = Worker(settings, metrics=metrics, on_batch=self._on_batch)
             self.worker = worker
