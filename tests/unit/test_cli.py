@@ -13,6 +13,16 @@ from streamer.cli import main
 ROOT = Path(__file__).parents[2]
 
 
+@pytest.fixture(autouse=True)
+def _logging_restored():
+    # main() configures the root logger, as the command does; give the next test pytest's.
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 def test_check_config_prints_effective_settings_with_secrets_masked(capsys, monkeypatch, tmp_path):
     f = tmp_path / "s.toml"
     f.write_text('[kafka]\nbootstrap_servers = "k:9092"\n[kafka.client]\n"sasl.password" = "pw"\n')
