@@ -24,10 +24,10 @@ import river
 
 from streamer.drift.monitor import DriftMonitor
 from streamer.models import build_model
-from streamer.prequential import Prequential
+from streamer.prequential import ModelSlot, prequential
 from streamer.settings import DriftSettings, FieldSettings
 from streamer.synth import CovariateShift
-from streamer.testing import events_from
+from streamer.testing import events_from, parsed
 
 BATCH = 500
 
@@ -56,16 +56,17 @@ def measure(n_features: int, n_events: int, repeat: int) -> dict[str, float]:
     batches = [events[i : i + BATCH] for i in range(0, n_events, BATCH)]
 
     def model_only() -> list[Any]:
-        pre = Prequential(build_model("logistic_regression", categorical=True))
-        return [pre.run(b) for b in batches]
+        slot = ModelSlot(build_model("logistic_regression", categorical=True))
+        return [prequential([slot], b) for b in batches]
 
     out: dict[str, float] = {"model": _best(model_only, repeat) / n_events * 1e6}
     outcomes = model_only()
 
     def monitor(settings: DriftSettings) -> DriftMonitor:
         mon = DriftMonitor(settings, fields=fields, task="classification", topic="t", partition=0)
+        model = mon.model_drift()
         for b, o in zip(batches, outcomes, strict=True):
-            mon.observe([e.x for e in b], [e.offset for e in b], b, o, version=1)
+            mon.observe(parsed(b), o, model, version=1)
         return mon
 
     signals = {

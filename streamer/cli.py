@@ -2,10 +2,12 @@
 
 Subcommands:
 
-``run``             a worker of the consumer group, until SIGTERM/SIGINT; a summary at the end
+``run``             a worker of the consumer group (or N), until SIGTERM/SIGINT; a summary at
+                    the end
 ``demo``            embedded broker + drifting stream + worker, with a live display
 ``produce``         replay a River dataset, CSV or JSONL file into a topic
 ``drift-reference`` build a pinned drift reference from a data set
+``report``          an HTML drift report from the drift-events topic, or a reference and a CSV
 ``check-config``    print the effective settings, secrets masked
 ``example-config``  print the complete, commented example settings
 
@@ -105,6 +107,19 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="stop after N records (default: run until a signal)",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N worker processes in the group (metrics on prometheus.port + index)",
+    )
+    run.add_argument(
+        "--worker-index",
+        type=int,
+        metavar="I",
+        help="this process is worker I of --workers N (set by the supervisor)",
     )
 
     demo = sub.add_parser(
@@ -266,6 +281,8 @@ def _parser() -> argparse.ArgumentParser:
     ref.add_argument("--limit", type=int, metavar="N", help="use at most N rows")
     ref.add_argument("-o", "--output", required=True, metavar="FILE", help="JSON file to write")
 
+    _report_parser(sub, with_config)
+
     check = sub.add_parser(
         "check-config",
         help="print the effective settings, secrets masked",
@@ -335,6 +352,52 @@ def _logging_options(p: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
+def _report_parser(sub: Any, with_config: Any) -> None:
+    rep = sub.add_parser(
+        "report",
+        help="write an HTML drift report from the drift-events topic, or a reference and a CSV",
+        description="Write one self-contained HTML page (inline SVG plots, no script, nothing\n"
+        "fetched) with per-feature drift statistics, thresholds, levels and plots, to share\n"
+        "what the stream saw: from the drift-events topic, read from the start to its end\n"
+        "(JSON or Avro), or from a pinned reference file compared with a CSV of current data.",
+        epilog="examples:\n"
+        "  streamer report -c streamer.toml -o drift.html\n"
+        "  streamer report --bootstrap-servers localhost:9092 --topic drift-events -o drift.html\n"
+        "  streamer report --reference reference.json --csv today.csv -o drift.html",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    with_config(rep)
+    src = rep.add_mutually_exclusive_group()
+    src.add_argument("--topic", help="drift-events topic to read (default topics.drift_events)")
+    src.add_argument(
+        "--reference",
+        metavar="FILE",
+        help="pinned reference file (from `streamer drift-reference`) to compare --csv with",
+    )
+    rep.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="current data (CSV with a header line, or .jsonl) compared with --reference",
+    )
+    rep.add_argument(
+        "--bootstrap-servers", help="brokers to read from (default kafka.bootstrap_servers)"
+    )
+    rep.add_argument(
+        "--format",
+        choices=["auto", "json", "avro"],
+        default="auto",
+        help="encoding of the drift events (default auto: JSON or the worker's Avro)",
+    )
+    rep.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds to reach the end of the topic (default 60)",
+    )
+    rep.add_argument("--title", default="Drift report", help="page heading")
+    rep.add_argument("-o", "--output", required=True, help="HTML file to write")
+
+
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     brokers = getattr(args, "bootstrap_servers", None)
     if brokers:
@@ -360,10 +423,24 @@ def _run(args: argparse.Namespace) -> int:
     from streamer.worker import Worker
 
     settings = _settings(args)
-    worker = Worker(settings)
+    if args.workers < 1:
+        raise ConfigError("--workers", f"needs at least 1 worker, got {args.workers}")
+    worker = Worker(settings, instance=args.worker_index)
     created = worker.provision_topics()
     if created:
         log.info("created topics %s", created)
+    if args.workers > 1:
+        from streamer.supervisor import supervise
+
+        # The children get the same options: logging, settings file, brokers.
+        argv = ["--log-level", args.log_level, "--log-format", args.log_format]
+        argv += ["-v"] * args.verbose + ["-q"] * args.quiet + ["run"]
+        argv += ["-c", args.config] if args.config else []
+        if args.bootstrap_servers:
+            argv += ["--bootstrap-servers", args.bootstrap_servers]
+        if args.max_events is not None:
+            argv += ["--max-events", str(args.max_events)]
+        return supervise(args.workers, argv, base_port=settings.prometheus.port)
     server = None
     if settings.prometheus.port:
         server = _metrics_server(MetricsServer, worker, settings)
@@ -484,7 +561,7 @@ def _target_topic(
     partition count (4 on the embedded broker), silently spreading the rows over models.
     """
     admin = kafka.make_admin(settings.kafka)
-    existing = kafka.topic_partitions(admin, topic)
+    existing = kafka.partition_count(admin, topic) or None
     wanted = partitions or settings.topics.partitions
     setting = "--topic" if topic != settings.topics.events else "topics.events"
     if existing is None:
@@ -527,6 +604,63 @@ def _drift_reference(args: argparse.Namespace) -> int:
         f.write(orjson.dumps(reference, option=orjson.OPT_INDENT_2))
     sizes = ", ".join(f"{k} {v['events']}" for k, v in reference.items())
     print(f"wrote {args.output} ({sizes} events)", file=sys.stderr)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from streamer import report
+
+    if args.reference or args.csv:
+        if not (args.reference and args.csv):
+            raise ConfigError(
+                "--reference" if args.csv else "--csv",
+                "a report from data needs both --reference FILE and --csv FILE",
+            )
+        from streamer.monitoring import load_reference
+        from streamer.produce import file_rows
+
+        settings = _settings(args)
+        try:
+            reference = load_reference(args.reference)
+        except FileNotFoundError:
+            raise ConfigError("--reference", f"{args.reference} does not exist") from None
+        except ValueError as exc:
+            raise ConfigError("--reference", str(exc)) from exc
+        try:
+            result = report.compare_rows(reference, file_rows(args.csv), settings)
+        except ValueError as exc:
+            raise StreamerError(f"cannot compare {args.csv} with {args.reference}: {exc}") from exc
+        page = report.render_report(
+            result, title=args.title, source=f"{args.csv} compared with {args.reference}"
+        )
+        what = (
+            f"{result.events} rows, {len(result.drifted)} column(s) at alarm, "
+            f"{len(result.latest())} statistics"
+        )
+    else:
+        overrides = (
+            {"kafka": {"bootstrap_servers": args.bootstrap_servers}}
+            if args.bootstrap_servers
+            else {}
+        )
+        settings = _settings(args, **overrides)
+        topic = args.topic or settings.topics.drift_events
+        events = report.read_drift_events(
+            settings.kafka, topic, fmt=args.format, timeout=args.timeout
+        )
+        page = report.render_events(
+            events.events,
+            title=args.title,
+            source=f"topic {topic} on {settings.kafka.bootstrap_servers}",
+            undecodable=events.undecodable,
+        )
+        alarms = sum(1 for e in events.events if e.get("level") == "alarm")
+        what = f"{len(events.events)} drift events, {alarms} alarms"
+        if events.undecodable:
+            what += f", {len(events.undecodable)} records that are not drift events"
+    with open(args.output, "w", encoding="utf-8") as f:
+        f.write(page)
+    print(f"wrote {args.output} ({what})", file=sys.stderr)
     return 0
 
 
@@ -578,6 +712,7 @@ def _check_without_model(settings: Settings) -> None:
     w = s.drift.windows
     if s.drift.enabled and w.reference == "pinned":
         load_reference(s.resolve_path(w.reference_file))
+    s.signing_key()  # a key file that cannot be read
 
 
 def _example_config(args: argparse.Namespace) -> int:
@@ -599,6 +734,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": _demo,
         "produce": _produce,
         "drift-reference": _drift_reference,
+        "report": _report,
         "check-config": _check_config,
         "example-config": _example_config,
     }

@@ -57,6 +57,7 @@ from streamer.summary import RunSummary, summarize
 from streamer.worker import Worker
 
 __all__ = [
+    "DEMO_SIGNING_KEY",
     "Demo",
     "Story",
     "Switches",
@@ -111,8 +112,14 @@ def alternating(
         yield row
 
 
+#: Signs the demo's checkpoints and model updates when no key is configured. It is public, so
+#: it protects nothing: a deployment sets its own (security.signing_key).
+DEMO_SIGNING_KEY = "streamer-demo-key-not-a-secret"
+
+
 def demo_settings(base: Settings, bootstrap_servers: str, partitions: int = 1) -> Settings:
-    """The settings the demo runs with: the given ones, pointed at the demo broker."""
+    """The settings the demo runs with: the given ones, pointed at the demo broker, with the
+    public demo signing key when none is configured."""
     kafka_settings = base.kafka.model_copy(
         update={
             "bootstrap_servers": bootstrap_servers,
@@ -120,7 +127,14 @@ def demo_settings(base: Settings, bootstrap_servers: str, partitions: int = 1) -
         }
     )
     topics = base.topics.model_copy(update={"partitions": partitions})
-    return base.model_copy(update={"kafka": kafka_settings, "topics": topics})
+    return _with_demo_key(base.model_copy(update={"kafka": kafka_settings, "topics": topics}))
+
+
+def _with_demo_key(settings: Settings) -> Settings:
+    if settings.signing_key() is not None:
+        return settings
+    security = settings.security.model_copy(update={"signing_key": DEMO_SIGNING_KEY})
+    return settings.model_copy(update={"security": security})
 
 
 # -- where the stream switched -----------------------------------------------------------------
@@ -452,7 +466,7 @@ class Demo:
             offset = state.next_offset
             if offset is not None and self._sampled.get(partition) != offset:
                 self._sampled[partition] = offset
-                values = state.prequential.metric_values()
+                values = state.champion.evaluation.values()
                 value = values.get((self.story.metric, "rolling"), math.nan)
                 self.story.sample(partition, offset - 1, value)
         for ev in self._new_drift(worker):
@@ -481,8 +495,8 @@ class Demo:
                 self._rate_from = (now, worker.processed)
         rows = []
         for (_, partition), state in sorted(worker.states.items()):
-            values = state.prequential.metric_values()
-            concept = getattr(getattr(state.drift, "concept", None), "state", None)
+            values = state.champion.evaluation.values()
+            concept = getattr(getattr(state.champion.drift, "concept", None), "state", None)
             rows.append(
                 PartitionRow(
                     partition=partition,
@@ -491,7 +505,7 @@ class Demo:
                     concept={0: "stable", 1: "warning", 2: "drift"}.get(concept, "off")
                     if concept is not None
                     else "off",
-                    version=state.version,
+                    version=state.champion.version,
                 )
             )
         return Status(

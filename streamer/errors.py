@@ -11,6 +11,7 @@ __all__ = [
     "BrokerError",
     "ConfigError",
     "DeliveryError",
+    "PayloadError",
     "RecordError",
     "StreamerError",
 ]
@@ -53,3 +54,8 @@ class DeliveryError(StreamerError):
 
 class BrokerError(StreamerError):
     """The embedded broker could not be started, or a Kafka call failed for good."""
+
+
+class PayloadError(StreamerError):
+    """A signed payload (checkpoint or model update) was refused: unsigned, signed with another
+    key, tampered with, truncated, too large, or naming code a model does not need."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
+    OFFSET_INVALID,
     Consumer,
     KafkaError,
     KafkaException,
@@ -29,7 +30,9 @@ from streamer.records import Headers
 from streamer.settings import KafkaSettings
 
 __all__ = [
+    "OFFSET_BEGINNING",
     "KafkaSink",
+    "KafkaSource",
     "check_configs",
     "commit",
     "committed",
@@ -39,9 +42,10 @@ __all__ = [
     "make_consumer",
     "make_producer",
     "make_reader",
+    "partition_count",
     "producer_config",
+    "read_to_end",
     "records_only",
-    "topic_partitions",
     "watermarks",
 ]
 
@@ -142,8 +146,17 @@ def make_reader(kafka: KafkaSettings, topic: str, *, timeout: float = 30.0) -> C
     return consumer
 
 
-def make_producer(kafka: KafkaSettings) -> Producer:
-    return _checked(Producer, producer_config(kafka), "producer")  # type: ignore[no-any-return]
+def make_producer(
+    kafka: KafkaSettings,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    on_error: Callable[[KafkaError], None] | None = None,
+) -> Producer:
+    """A producer with streamer's defaults; ``extra`` properties win (transactional.id…)."""
+    conf = {**producer_config(kafka), **(extra or {})}
+    if on_error is not None:
+        conf["error_cb"] = on_error
+    return _checked(Producer, conf, "producer")  # type: ignore[no-any-return]
 
 
 def make_admin(kafka: KafkaSettings) -> AdminClient:
@@ -196,19 +209,6 @@ class _Captured(logging.Handler):
             self.lines.append((self.client, record.getMessage().split("]: ", 1)[-1]))
 
 
-def topic_partitions(admin: AdminClient, topic: str, *, timeout: float = 30.0) -> int | None:
-    """Partitions of ``topic``, or None if it does not exist.
-
-    Lists every topic rather than asking for this one: a metadata request naming a missing
-    topic can make a broker with ``auto.create.topics.enable`` create it.
-    """
-    try:
-        md = admin.list_topics(timeout=timeout).topics.get(topic)
-    except KafkaException as exc:
-        raise BrokerError(f"cannot list topics: {exc}") from exc
-    return None if md is None or md.error is not None else len(md.partitions)
-
-
 def ensure_topics(
     admin: AdminClient,
     names: Iterable[str],
@@ -250,6 +250,21 @@ def ensure_topics(
     return created
 
 
+def partition_count(admin: AdminClient, topic: str, timeout: float = 30.0) -> int:
+    """How many partitions ``topic`` has; 0 when it does not exist.
+
+    Lists every topic rather than asking for this one: a metadata request naming a missing
+    topic can make a broker with ``auto.create.topics.enable`` create it.
+    """
+    try:
+        md = admin.list_topics(timeout=timeout).topics.get(topic)
+    except KafkaException as exc:
+        raise BrokerError(f"cannot read the metadata of topic {topic!r}: {exc}") from exc
+    if md is None or md.error is not None:
+        return 0
+    return len(md.partitions)
+
+
 def _wait_for_metadata(admin: AdminClient, names: list[str], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -267,22 +282,42 @@ class KafkaSink:
     ``produce`` never blocks for long: when librdkafka's local queue is full it serves
     delivery reports and retries. ``flush`` waits for every outstanding record and raises
     :class:`DeliveryError` if any was refused, so the caller does not commit offsets for a
-    batch whose outputs are not all safely in Kafka.
+    batch whose outputs are not all safely in Kafka. A broker outage is ridden out: ``flush``
+    keeps waiting (librdkafka keeps retrying for ``delivery.timeout.ms``) until the records
+    are delivered or refused, or until the caller's deadline.
+
+    With a ``transactional.id`` in its configuration the sink is transactional: outputs,
+    checkpoints and consumer offsets are committed together by :meth:`commit_transaction`.
     """
 
-    def __init__(self, producer: Producer) -> None:
+    def __init__(self, producer: Producer, *, transactional: bool = False) -> None:
         self.producer = producer
+        self.transactional = transactional
         self._failures: list[str] = []
+        self._in_transaction = False
         # Bound once: librdkafka calls it for every record.
         self._on_delivery = self._delivered
+        if transactional:
+            try:
+                producer.init_transactions(60)
+            except KafkaException as exc:
+                raise BrokerError(f"cannot initialise the transactional producer: {exc}") from exc
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self._failures.append(f"{msg.topic()}: {err}")
 
     def produce(
-        self, topic: str, value: bytes, key: bytes | None = None, headers: Headers | None = None
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Headers | None = None,
+        partition: int | None = None,
     ) -> None:
+        if self.transactional and not self._in_transaction:
+            self.begin()
+        extra: dict[str, Any] = {} if partition is None else {"partition": partition}
         while True:
             try:
                 self.producer.produce(
@@ -291,6 +326,7 @@ class KafkaSink:
                     key,
                     headers=headers,  # type: ignore[arg-type]
                     on_delivery=self._on_delivery,
+                    **extra,
                 )
                 return
             except BufferError:
@@ -300,7 +336,10 @@ class KafkaSink:
     def close(self, timeout: float = 30.0) -> None:
         """Flush, then let go of the producer (librdkafka destroys it with the last reference)."""
         try:
-            self.flush(timeout)
+            if self._in_transaction:
+                self.abort()
+            else:
+                self.flush(timeout)
         finally:
             self.producer = None  # type: ignore[assignment]
 
@@ -308,15 +347,288 @@ class KafkaSink:
         """Serve delivery reports without waiting."""
         self.producer.poll(0)
 
-    def flush(self, timeout: float = 30.0) -> None:
-        remaining = self.producer.flush(timeout)
+    def pending(self) -> int:
+        """Records handed to librdkafka and not yet delivered or refused."""
+        return len(self.producer)
+
+    def flush(
+        self,
+        timeout: float = 30.0,
+        *,
+        waiting: Callable[[int, float], None] | None = None,
+    ) -> None:
+        """Wait until every record is delivered; raise :class:`DeliveryError` if any was
+        refused, or if some are still undelivered after ``timeout`` seconds.
+
+        ``waiting(undelivered, seconds waited)`` is called about once a second while records
+        are outstanding (the worker uses it to stay live and to log an outage once).
+        """
+        started = time.monotonic()
+        deadline = started + timeout
+        remaining = len(self.producer)
+        while True:
+            step = min(1.0, max(deadline - time.monotonic(), 0.0))
+            remaining = self.producer.flush(step)
+            if remaining == 0 or self._failures or time.monotonic() >= deadline:
+                break
+            if waiting is not None:
+                waiting(remaining, time.monotonic() - started)
         if self._failures or remaining:
             failures, self._failures = self._failures, []
-            detail = "; ".join(failures[:5])
+            detail = "; ".join(failures[:5]) or "the brokers did not acknowledge them in time"
             raise DeliveryError(
                 f"{len(failures)} output record(s) refused and {remaining} undelivered after "
-                f"{timeout}s: {detail}"
+                f"{time.monotonic() - started:.1f}s: {detail}"
             )
+
+    # -- transactions (exactly-once) ---------------------------------------------------------
+
+    def begin(self) -> None:
+        self.producer.begin_transaction()
+        self._in_transaction = True
+
+    def commit_transaction(
+        self,
+        offsets: Mapping[tuple[str, int], int],
+        group_metadata: Any,
+        timeout: float = 60.0,
+    ) -> None:
+        """Commit the open transaction with the consumer offsets ``offsets`` in it."""
+        if not self._in_transaction:
+            self.begin()
+        try:
+            if offsets:
+                tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+                self.producer.send_offsets_to_transaction(tps, group_metadata, timeout)
+            self.producer.commit_transaction(timeout)
+        except KafkaException as exc:
+            self._failures.clear()
+            raise DeliveryError(f"transaction of {_fmt(offsets)} failed: {exc}") from exc
+        finally:
+            self._in_transaction = False
+        if self._failures:
+            failures, self._failures = self._failures, []
+            raise DeliveryError(f"transaction committed with refused records: {failures[:5]}")
+
+    def abort(self, timeout: float = 30.0) -> None:
+        """Abort the open transaction: none of its records become visible to readers."""
+        self._failures.clear()
+        if not self._in_transaction:
+            return
+        self._in_transaction = False
+        try:
+            self.producer.abort_transaction(timeout)
+        except KafkaException as exc:
+            log.warning("aborting the transaction failed: %s", exc)
+
+
+# What the worker's rebalance callbacks see: (topic, partition) pairs, never client objects.
+Assigned = Callable[[list[tuple[str, int]]], Mapping[tuple[str, int], int | None]]
+Revoked = Callable[[list[tuple[str, int]]], None]
+
+# Commit errors that mean "this member's view of the group is stale": the group moved on
+# (a rebalance, or a session that expired during an outage). The member rejoins on its next
+# poll; what it had processed is re-read by whoever owns the partition then.
+_STALE_MEMBER = {
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.FENCED_INSTANCE_ID,
+}
+
+
+class KafkaSource:
+    """The consumer side of the worker: a member of ``kafka.group_id`` reading ``topics``.
+
+    It owns the confluent-kafka consumer and speaks in ``(topic, partition)`` pairs:
+
+    * ``on_assign(partitions)`` returns the offset each newly assigned partition must start
+      from (a restored checkpoint's next offset), or None to start from the committed offset;
+    * ``on_revoke(partitions)`` runs before partitions go to another member (checkpoint and
+      commit them there); ``on_lost(partitions)`` when the membership was lost and nothing can
+      be committed any more.
+
+    Offsets are never committed automatically: :meth:`commit` is called after the outputs of
+    the records are delivered (at-least-once), or offsets go into the producer's transaction.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topics: Iterable[str],
+        *,
+        on_assign: Assigned,
+        on_revoke: Revoked,
+        on_lost: Revoked,
+        on_error: Callable[[KafkaError], None] | None = None,
+    ) -> None:
+        conf = consumer_config(kafka)
+        if on_error is not None:
+            conf["error_cb"] = on_error
+        self._consumer: Consumer = _checked(Consumer, conf, "consumer")
+        # cooperative-sticky hands out partitions incrementally; the eager strategies assign
+        # the whole set at each rebalance.
+        self._incremental = "cooperative" in str(conf.get("partition.assignment.strategy", ""))
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        self._on_lost = on_lost
+        self.topics = list(topics)
+        self._consumer.subscribe(
+            self.topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
+        )
+
+    @staticmethod
+    def _keys(partitions: list[TopicPartition]) -> list[tuple[str, int]]:
+        return [(tp.topic, tp.partition) for tp in partitions]
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        starts = self._on_assign(self._keys(partitions))
+        tps = []
+        for tp in partitions:
+            start = starts.get((tp.topic, tp.partition))
+            tps.append(
+                TopicPartition(tp.topic, tp.partition, OFFSET_INVALID if start is None else start)
+            )
+        # Assigning with explicit offsets is how a restored checkpoint decides where reading
+        # resumes, whatever the committed offset says.
+        if self._incremental:
+            consumer.incremental_assign(tps)
+        else:
+            consumer.assign(tps)
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._on_revoke(self._keys(partitions))
+
+    def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._on_lost(self._keys(partitions))
+
+    def consume(self, n: int, timeout: float) -> list[Message]:
+        """Up to ``n`` records (fewer after ``timeout`` seconds); rebalance callbacks run here."""
+        return records_only(self._consumer.consume(n, timeout))
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        self._consumer.seek(TopicPartition(topic, partition, offset))
+
+    def commit(
+        self, next_offsets: Mapping[tuple[str, int], int], *, asynchronous: bool = False
+    ) -> bool:
+        """Commit ``(topic, partition) -> next offset to read``; False if the group moved on.
+
+        A stale membership (a rebalance or an expired session) is not an error here: the
+        member rejoins on its next :meth:`consume`. Other failures raise :class:`BrokerError`.
+        """
+        if not next_offsets:
+            return True
+        tps = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
+        try:
+            if asynchronous:
+                self._consumer.commit(offsets=tps, asynchronous=True)
+                return True
+            result = self._consumer.commit(offsets=tps, asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() in _STALE_MEMBER:
+                log.warning("commit of %s skipped: %s", _fmt(next_offsets), exc.args[0].str())
+                return False
+            raise BrokerError(f"commit of {_fmt(next_offsets)} failed: {exc}") from exc
+        bad = [tp for tp in result or [] if tp.error is not None]
+        if bad:
+            raise BrokerError(
+                f"commit failed for {[(tp.topic, tp.partition, tp.error) for tp in bad]}"
+            )
+        return True
+
+    def committed(
+        self, keys: Iterable[tuple[str, int]], timeout: float = 30.0
+    ) -> dict[tuple[str, int], int]:
+        """The group's committed next offset of each ``(topic, partition)``; -1001 if none."""
+        return committed(self._consumer, keys, timeout)
+
+    def watermarks(self, topic: str, partition: int) -> tuple[int, int] | None:
+        return watermarks(self._consumer, topic, partition)
+
+    def group_metadata(self) -> Any:
+        """For :meth:`KafkaSink.commit_transaction`: offsets committed as this group member."""
+        return self._consumer.consumer_group_metadata()
+
+    def assignment(self) -> list[tuple[str, int]]:
+        return self._keys(self._consumer.assignment())
+
+    def reachable(self, timeout: float = 1.0) -> bool:
+        """Whether a broker answers a metadata request within ``timeout`` seconds."""
+        try:
+            self._consumer.list_topics(self.topics[0], timeout=timeout)
+        except KafkaException:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Leave the group (the final revoke runs here) and close the consumer."""
+        self._consumer.close()
+
+
+def read_to_end(
+    kafka: KafkaSettings,
+    topic: str,
+    partitions: Iterable[int],
+    *,
+    idle: float = 0.3,
+    timeout: float = 60.0,
+) -> list[Message]:
+    """Every committed record of ``topic``'s ``partitions``, from the start to the end.
+
+    The end is the high watermark read first, then whatever arrives until a fetch of ``idle``
+    seconds brings nothing: some Kafka-compatible brokers report the watermark as the start
+    of the last record batch, and a restore must not miss the batch that holds the newest
+    checkpoint.
+    """
+    conf = {
+        **_base(kafka),
+        **kafka.consumer,
+        "group.id": "streamer-restore",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "enable.partition.eof": False,
+    }
+    consumer: Consumer = _checked(Consumer, conf, "consumer")
+    parts = sorted(set(partitions))
+    try:
+        ends = {}
+        for p in parts:
+            try:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=timeout
+                )
+            except KafkaException as exc:
+                raise BrokerError(f"cannot read the watermarks of {topic}[{p}]: {exc}") from exc
+            if high > low:
+                ends[p] = high
+        if not ends:
+            return []
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        out: list[Message] = []
+        tps = [TopicPartition(topic, p) for p in ends]
+        deadline = time.monotonic() + timeout
+        while True:
+            # The position moves past transaction markers too, which are never delivered.
+            at = {tp.partition: tp.offset for tp in consumer.position(tps)}
+            behind = any(at.get(p, -1) < end for p, end in ends.items())
+            batch = consumer.consume(1000, 0.2 if behind else idle)
+            for m in batch:
+                err = m.error()
+                if err is None:
+                    out.append(m)
+                elif err.fatal() or err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("reading %s[%s]: %s", m.topic(), m.partition(), err)
+            if not batch and not behind:
+                return out
+            if time.monotonic() > deadline:
+                raise BrokerError(
+                    f"reading {topic} {parts} to the end took more than {timeout}s "
+                    f"(at {at}, ends {ends})"
+                )
+    finally:
+        consumer.close()
 
 
 def commit(consumer: Consumer, next_offsets: Mapping[tuple[str, int], int]) -> None:

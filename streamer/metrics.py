@@ -77,7 +77,50 @@ class Metrics:
             "streamer_model_metric",
             "Prequential (test-then-train) metric of a partition's model; window is running "
             "(since start) or rolling (last evaluation.window labelled events).",
-            ["partition", "model", "role", "metric", "window"],
+            ["topic", "partition", "model", "role", "metric", "window"],
+            registry=r,
+        )
+        self.model_version = Gauge(
+            "streamer_model_version",
+            "Version of each model of a partition (role: champion, challenger, previous).",
+            ["topic", "partition", "model", "role"],
+            registry=r,
+        )
+        self.checkpoints = Counter(
+            "streamer_checkpoints",
+            "Checkpoints of a partition's state written to the changelog topic.",
+            tp,
+            registry=r,
+        )
+        self.checkpoint_bytes = Gauge(
+            "streamer_checkpoint_bytes",
+            "Size of the last checkpoint of a partition (compressed payload).",
+            tp,
+            registry=r,
+        )
+        self.checkpoint_time = Gauge(
+            "streamer_last_checkpoint_timestamp_seconds",
+            "When the last checkpoint of a partition was written (its age: time() - this).",
+            tp,
+            registry=r,
+        )
+        self.checkpoint_seconds = Histogram(
+            "streamer_checkpoint_duration_seconds",
+            "Time to pickle, sign and write one partition's checkpoint.",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.checkpoint_failures = Counter(
+            "streamer_checkpoint_failures",
+            "Checkpoints that could not be written, or were refused on restore, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.restores = Counter(
+            "streamer_restores",
+            "Partition states taken on at assignment, by where they came from (changelog: a "
+            "checkpoint; memory: kept by this worker; fresh: a new model).",
+            ["topic", "partition", "source"],
             registry=r,
         )
         self.committed_offset = Gauge(

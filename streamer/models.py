@@ -22,14 +22,21 @@ from __future__ import annotations
 import importlib
 import inspect
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from river import base, compose, linear_model, preprocessing, tree
 
 from streamer.errors import ConfigError
+from streamer.settings import Settings
 
-__all__ = ["PRESETS", "build_model", "task_of"]
+__all__ = [
+    "PRESETS",
+    "StableHoeffdingAdaptiveTreeClassifier",
+    "build_model",
+    "model_from_settings",
+    "task_of",
+]
 
 
 def _encode(learner: base.Estimator, *, scale: bool, categorical: bool) -> Any:
@@ -51,9 +58,36 @@ def _softmax(seed: int, categorical: bool, **params: Any) -> Any:
     return _encode(linear_model.SoftmaxRegression(**params), scale=True, categorical=categorical)
 
 
+class _SortedClasses(set[Any]):
+    """The classes a tree has seen, iterated in sorted order rather than hash order."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(sorted(set.__iter__(self), key=_class_order))
+
+
+class StableHoeffdingAdaptiveTreeClassifier(tree.HoeffdingAdaptiveTreeClassifier):
+    """River's adaptive Hoeffding tree, with its classes in a fixed (sorted) order.
+
+    River 0.26.1 builds ``predict_proba_one``'s dict from a set of classes, so with string
+    labels its order depends on ``PYTHONHASHSEED``: the arg-max among tied classes and the
+    last bits of the normalised probabilities (a sum in that order) differ from process to
+    process, and a model restored in another process could predict differently. Iterating the
+    classes in sorted order makes every process agree (River's plain Hoeffding tree sorts).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.classes = _SortedClasses()
+
+
+def _class_order(c: Any) -> tuple[str, Any]:
+    # Classes of one type sort by value; mixed types (True and "yes") by type name first.
+    return (type(c).__name__, c if isinstance(c, (str, int, float)) else repr(c))
+
+
 def _hoeffding(seed: int, categorical: bool, **params: Any) -> Any:
     # Trees split on raw values and handle categories natively: no scaling, no one-hot.
-    return tree.HoeffdingAdaptiveTreeClassifier(seed=seed, **params)
+    return StableHoeffdingAdaptiveTreeClassifier(seed=seed, **params)
 
 
 def _linear_regression(seed: int, categorical: bool, **params: Any) -> Any:
@@ -134,6 +168,15 @@ def build_model(
         ) from exc
     task_of(model, setting="model.preset")
     return model
+
+
+def model_from_settings(settings: Settings) -> Any:
+    """A fresh, seeded model as ``[model]`` and ``[fields]`` say: what every partition starts
+    with."""
+    m = settings.model
+    return build_model(
+        m.preset, m.params, seed=m.seed, categorical=bool(settings.fields.categorical)
+    )
 
 
 def task_of(model: Any, *, setting: str = "model") -> str:

@@ -1,31 +1,38 @@
-"""Score, then learn: the prequential (test-then-train) loop over one partition's events.
+"""Score, then learn: the prequential (test-then-train) stage over a partition's model slots.
 
-For each event, in offset order, the model predicts first; when the event carries its label, it
-learns right after, and the prediction is scored against the label. This is exactly what
-``river.evaluate.progressive_val_score`` does, so for the same model, data and order the
-metrics here equal River's to the last bit: classifiers are asked ``predict_proba_one`` once and
-the label is its arg-max (River's default ``predict_one``); an empty probability dict (a model
-that has seen nothing) is not scored, as in River.
+A partition holds one or more :class:`ModelSlot`: the champion, whose predictions are the
+outputs, and models in shadow (challengers, the previous champion). For each event, in offset
+order, every slot predicts first (:meth:`ModelSlot.score`); when the event carries its label, every
+slot's prediction is then scored against it (:meth:`ModelSlot.evaluate`) and the slot learns
+from it (:meth:`ModelSlot.learn`). The three are separate steps, so a label that arrives later
+can be scored and learned from a stored prediction.
 
-A model that raises is not allowed to stop the partition: the event goes to the dead-letter
-topic (stage ``score`` or ``learn``) and the loop carries on with the next one.
+For one slot this is exactly what ``river.evaluate.progressive_val_score`` does, so for the same
+model, data and order the metrics here equal River's to the last bit: classifiers are asked
+``predict_proba_one`` once and the label is its arg-max (River's default ``predict_one``); an
+empty probability dict (a model that has seen nothing) is not scored, as in River.
+
+A champion that raises, or whose output is not finite (a poisoned model), does not stop the
+partition: the event goes to the dead-letter topic (stage ``score`` or ``learn``) and the loop
+carries on. A model in shadow that raises is marked failed, for the lifecycle to retire.
 
 Examples
 --------
 >>> from river import datasets
 >>> from streamer.models import build_model
 >>> from streamer.testing import events_from
->>> p = Prequential(build_model("logistic_regression"), metrics=["Accuracy"], window=100)
->>> out = p.run(list(events_from(datasets.Phishing())))
->>> len(out.scored), out.dead, p.n_learned
+>>> champion = ModelSlot(build_model("logistic_regression"), metrics=["Accuracy"], window=100)
+>>> out = prequential([champion], list(events_from(datasets.Phishing())))
+>>> len(out.scored), out.dead, champion.n_learned
 (1250, [], 1250)
->>> round(p.running["Accuracy"].get(), 4)
+>>> round(champion.evaluation.running["Accuracy"].get(), 4)
 0.8928
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,16 +40,27 @@ from river import metrics as river_metrics
 from river import utils
 
 from streamer.errors import ConfigError
-from streamer.models import build_model, task_of
+from streamer.models import task_of
 from streamer.records import DeadLetter, Event
-from streamer.settings import Settings
 
-__all__ = ["DEFAULT_METRICS", "Outcome", "Prequential", "make_metric"]
+__all__ = [
+    "DEFAULT_METRICS",
+    "ROLES",
+    "Evaluation",
+    "ModelSlot",
+    "Outcome",
+    "SlotOutcome",
+    "make_metric",
+    "prequential",
+]
 
 DEFAULT_METRICS = {
     "classification": ["Accuracy", "F1", "LogLoss"],
     "regression": ["MAE", "RMSE"],
 }
+
+#: What a slot is to its partition: the champion makes the outputs; the others run in shadow.
+ROLES = ("champion", "challenger", "previous")
 
 
 def make_metric(name: str, *, model: Any) -> river_metrics.base.Metric:
@@ -72,49 +90,32 @@ def make_metric(name: str, *, model: Any) -> river_metrics.base.Metric:
     return metric
 
 
-def _binarised(metric: Any, positive_label: Any) -> Callable[[Any, Any], None]:
-    """The metric's update; binary metrics get booleans when the positive class is not True.
+class _Binarised:
+    """A binary metric's update fed booleans: ``y == positive`` (picklable, unlike a closure).
 
     Binary metrics are built with River's default ``pos_val=True``. River 0.26.1's
     BinaryMetric stores ``y == pos_val`` in its confusion matrix but reads it back under
     ``pos_val``, so an F1 built with ``pos_val="yes"`` is always 0; comparing with the positive
-    class here gives the intended figure (and, for True, exactly River's own).
-    """
-    update: Callable[[Any, Any], None] = metric.update
-    if positive_label is True or not hasattr(metric, "pos_val"):
-        return update
-
-    def binary(y_true: Any, y_pred: Any) -> None:
-        update(y_true == positive_label, y_pred == positive_label)
-
-    return binary
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What one run over a batch of events produced.
-
-    ``scored`` holds ``(event, y_pred, proba)`` for every event the model scored (``proba`` is
-    None for regressors, ``y_pred`` None when the model could not predict yet). ``errors``
-    holds, for each scored labelled event, the model's error: 0/1 for classifiers, the absolute
-    error for regressors; ``error_offsets`` their offsets.
+    class here gives the intended figure.
     """
 
-    scored: list[tuple[Event, Any, dict[Any, float] | None]] = field(default_factory=list)
-    dead: list[DeadLetter] = field(default_factory=list)
-    errors: list[float] = field(default_factory=list)
-    error_offsets: list[int] = field(default_factory=list)
-    labelled: int = 0
-    learned: int = 0
+    __slots__ = ("metric", "positive")
+
+    def __init__(self, metric: Any, positive: Any) -> None:
+        self.metric = metric
+        self.positive = positive
+
+    def update(self, y_true: Any, y_pred: Any) -> None:
+        self.metric.update(y_true == self.positive, y_pred == self.positive)
 
 
-class Prequential:
-    """Predict, then learn, one event at a time, keeping running and rolling metrics.
+class Evaluation:
+    """Running and rolling prequential metrics of one model.
 
     Parameters
     ----------
     model
-        A River classifier or regressor; it learns in place.
+        The model the metrics judge (for their task).
     metrics
         River metric class names; empty for the task's defaults (:data:`DEFAULT_METRICS`).
     window
@@ -131,10 +132,9 @@ class Prequential:
         window: int = 1000,
         positive_label: Any = True,
     ) -> None:
-        self.model = model
-        self.task = task_of(model)
+        task = task_of(model)
         self.window = window
-        names = list(metrics) or DEFAULT_METRICS[self.task]
+        names = list(metrics) or DEFAULT_METRICS[task]
         self.running = {n: make_metric(n, model=model) for n in names}
         self.rolling: dict[str, Any] = {
             n: utils.Rolling(type(m), window_size=window) for n, m in self.running.items()
@@ -142,87 +142,264 @@ class Prequential:
         # Metrics that want a label get the arg-max; the others (LogLoss…) the probabilities.
         # (Regression metrics have no requires_labels: they take the predicted value.)
         every: list[Any] = [*self.running.values(), *self.rolling.values()]
+        binarise = positive_label is not True
         self._on_label = [
-            _binarised(m, positive_label) for m in every if getattr(m, "requires_labels", True)
+            (
+                _Binarised(m, positive_label).update
+                if binarise and hasattr(m, "pos_val")
+                else m.update
+            )
+            for m in every
+            if getattr(m, "requires_labels", True)
         ]
         self._on_proba = [m.update for m in every if not getattr(m, "requires_labels", True)]
-        self.n_scored = 0
-        self.n_learned = 0
-        self.first_offset_learned: int | None = None
-        self.last_offset_learned: int | None = None
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Prequential:
-        """A fresh, seeded model with its metrics, as ``[model]``, ``[fields]`` and
-        ``[evaluation]`` say: what every partition starts with."""
-        m, e = settings.model, settings.evaluation
-        model = build_model(
-            m.preset, m.params, seed=m.seed, categorical=bool(settings.fields.categorical)
-        )
-        return cls(model, metrics=e.metrics, window=e.window, positive_label=e.positive_label)
+    def update(self, y: Any, y_pred: Any, proba: dict[Any, float] | None) -> None:
+        """One scored labelled event."""
+        for update in self._on_label:
+            update(y, y_pred)
+        for update in self._on_proba:
+            update(y, proba)
 
-    def run(self, events: Sequence[Event]) -> Outcome:
-        """Score and learn from ``events`` (one partition, offset order)."""
-        out = Outcome()
-        scored, errors, error_offsets, dead = out.scored, out.errors, out.error_offsets, out.dead
-        on_label, on_proba = self._on_label, self._on_proba
-        model = self.model
-        learn = model.learn_one
-        classifier = self.task == "classification"
-        predict = model.predict_proba_one if classifier else model.predict_one
-        learned = 0
-        labelled = 0
-        first_learned = last_learned = None
-        for ev in events:
-            x = ev.x
-            try:
-                p = predict(x)
-            except Exception as exc:
-                dead.append(_model_error(ev, "score", exc))
-                continue
-            if classifier:
-                proba = p
-                y_pred = max(p, key=p.get) if p else None
-            else:
-                proba = None
-                y_pred = p
-            scored.append((ev, y_pred, proba))
-            y = ev.y
-            if y is None:
-                continue
-            labelled += 1
-            if y_pred is not None:
-                for update in on_label:
-                    update(y, y_pred)
-                for update in on_proba:
-                    update(y, proba)
-                errors.append(float(y_pred != y) if classifier else abs(y - y_pred))
-                error_offsets.append(ev.offset)
-            try:
-                learn(x, y)
-            except Exception as exc:
-                dead.append(_model_error(ev, "learn", exc))
-                continue
-            learned += 1
-            if first_learned is None:
-                first_learned = ev.offset
-            last_learned = ev.offset
-        self.n_scored += len(scored)
-        out.labelled = labelled
-        out.learned = learned
-        if learned:
-            self.n_learned += learned
-            if self.first_offset_learned is None:
-                self.first_offset_learned = first_learned
-            self.last_offset_learned = last_learned
-        return out
-
-    def metric_values(self) -> dict[tuple[str, str], float]:
+    def values(self) -> dict[tuple[str, str], float]:
         """``(metric, "running"|"rolling") -> value`` for every metric."""
         values = {(n, "running"): float(m.get()) for n, m in self.running.items()}
         values.update({(n, "rolling"): float(m.get()) for n, m in self.rolling.items()})
         return values
 
 
+class ModelOutputError(ValueError):
+    """A model produced a prediction that is not a finite number (it has been poisoned)."""
+
+
+class ModelSlot:
+    """One model of a partition, with its version, lineage and prequential metrics.
+
+    Parameters
+    ----------
+    model
+        A River classifier or regressor; it learns in place.
+    role
+        ``champion`` (its predictions are the outputs), ``challenger`` or ``previous``
+        (in shadow).
+    version
+        Changes when the model is replaced (a promotion, a rollback), never when it learns or
+        is restored from a checkpoint.
+    parent
+        The version this model replaced, if any.
+    reason
+        Why it exists: ``initial``, ``drift``, ``alternative``, ``promotion``, ``rollback``…
+    metrics, window, positive_label
+        The prequential metrics (see :class:`Evaluation`).
+
+    Attributes
+    ----------
+    drift
+        The drift detectors that belong to the model (its error, its predictions): set by the
+        partition for its champion, None for models in shadow.
+    failure
+        The error that stopped a model in shadow, or None.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        role: str = "champion",
+        version: int = 1,
+        parent: int | None = None,
+        reason: str = "initial",
+        name: str = "",
+        metrics: Sequence[str] = (),
+        window: int = 1000,
+        positive_label: Any = True,
+    ) -> None:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        self.model = model
+        self.task = task_of(model)
+        self.role = role
+        self.version = version
+        self.parent = parent
+        self.reason = reason
+        self.name = name
+        self.evaluation = Evaluation(
+            model, metrics=metrics, window=window, positive_label=positive_label
+        )
+        self.drift: Any = None
+        self.failure: str | None = None
+        self.n_scored = 0
+        self.n_learned = 0
+        self.first_offset_learned: int | None = None
+        self.last_offset_learned: int | None = None
+        self._classifier = self.task == "classification"
+
+    def __repr__(self) -> str:
+        return (
+            f"ModelSlot({self.role} v{self.version}, {type(self.model).__name__}, "
+            f"learned {self.n_learned})"
+        )
+
+    def score(self, x: dict[str, Any]) -> tuple[Any, dict[Any, float] | None]:
+        """``(prediction, class probabilities)``; the prediction is None before any learning.
+
+        Raises whatever the model raises, and :class:`ModelOutputError` for a non-finite output.
+        """
+        if self._classifier:
+            proba: dict[Any, float] = self.model.predict_proba_one(x)
+            if not proba:
+                return None, proba
+            # One sum catches a NaN or infinite probability anywhere.
+            if not math.isfinite(sum(proba.values())):
+                raise ModelOutputError(f"class probabilities are not finite: {proba}")
+            return max(proba, key=proba.get), proba  # type: ignore[arg-type]
+        y_pred = self.model.predict_one(x)
+        if y_pred is not None and not math.isfinite(y_pred):
+            raise ModelOutputError(f"prediction is not finite: {y_pred}")
+        return y_pred, None
+
+    def evaluate(self, y: Any, y_pred: Any, proba: dict[Any, float] | None) -> float | None:
+        """Score a prediction against its label ``y``: update the metrics, return the error.
+
+        The error is 0/1 for a classifier, the absolute error for a regressor; None when the
+        model had no prediction (not scored, as in River).
+        """
+        if y_pred is None:
+            return None
+        self.evaluation.update(y, y_pred, proba)
+        return float(y_pred != y) if self._classifier else abs(y - y_pred)
+
+    def learn(self, ev: Event, y: Any) -> None:
+        """Learn from ``(ev.x, y)``; raises whatever ``learn_one`` raises."""
+        self.model.learn_one(ev.x, y)
+        self.n_learned += 1
+        if self.first_offset_learned is None:
+            self.first_offset_learned = ev.offset
+        self.last_offset_learned = ev.offset
+
+
+@dataclass(slots=True)
+class SlotOutcome:
+    """What one slot did over a batch.
+
+    ``scored`` holds ``(event, y_pred, proba)`` for every event it scored (``proba`` is None
+    for regressors, ``y_pred`` None when it could not predict yet); ``errors`` its error on
+    each scored labelled event, at ``error_offsets``.
+    """
+
+    scored: list[tuple[Event, Any, dict[Any, float] | None]] = field(default_factory=list)
+    errors: list[float] = field(default_factory=list)
+    error_offsets: list[int] = field(default_factory=list)
+    labelled: int = 0
+    learned: int = 0
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A batch through every slot: ``slots[0]`` is the champion's; ``dead`` its refusals."""
+
+    slots: list[SlotOutcome]
+    dead: list[DeadLetter] = field(default_factory=list)
+
+    @property
+    def champion(self) -> SlotOutcome:
+        return self.slots[0]
+
+    # The champion's results, which are the partition's outputs.
+    @property
+    def scored(self) -> list[tuple[Event, Any, dict[Any, float] | None]]:
+        return self.slots[0].scored
+
+    @property
+    def errors(self) -> list[float]:
+        return self.slots[0].errors
+
+    @property
+    def error_offsets(self) -> list[int]:
+        return self.slots[0].error_offsets
+
+    @property
+    def labelled(self) -> int:
+        return self.slots[0].labelled
+
+    @property
+    def learned(self) -> int:
+        return self.slots[0].learned
+
+
+def prequential(slots: Sequence[ModelSlot], events: Sequence[Event]) -> Outcome:
+    """Score every slot, then let every slot learn, one event at a time, in offset order.
+
+    ``slots[0]`` is the champion: its failures dead-letter the event. A slot in shadow that
+    fails gets ``failure`` set and sits out the rest of the batch.
+    """
+    outs = [SlotOutcome() for _ in slots]
+    out = Outcome(outs)
+    dead = out.dead
+    champion, *shadows = slots
+    shadow = [(s, o) for s, o in zip(shadows, outs[1:], strict=True) if s.failure is None]
+    c_out = outs[0]
+    c_scored, c_errors, c_offsets = c_out.scored, c_out.errors, c_out.error_offsets
+    score, evaluate, learn = champion.score, champion.evaluate, champion.learn
+    for ev in events:
+        x = ev.x
+        try:
+            y_pred, proba = score(x)
+        except Exception as exc:
+            dead.append(_model_error(ev, "score", exc))
+            continue
+        c_scored.append((ev, y_pred, proba))
+        shadow_preds = [_score_shadow(s, o, ev) for s, o in shadow] if shadow else ()
+        y = ev.y
+        if y is None:
+            continue
+        c_out.labelled += 1
+        error = evaluate(y, y_pred, proba)
+        if error is not None:
+            c_errors.append(error)
+            c_offsets.append(ev.offset)
+        try:
+            learn(ev, y)
+        except Exception as exc:
+            dead.append(_model_error(ev, "learn", exc))
+        else:
+            c_out.learned += 1
+        for (s, o), pred in zip(shadow, shadow_preds, strict=True):
+            if pred is not None and s.failure is None:
+                _learn_shadow(s, o, ev, y, pred)
+    for slot, o in zip(slots, outs, strict=True):
+        slot.n_scored += len(o.scored)
+    return out
+
+
+def _score_shadow(slot: ModelSlot, out: SlotOutcome, ev: Event) -> tuple[Any, Any] | None:
+    if slot.failure is not None:
+        return None
+    try:
+        pred = slot.score(ev.x)
+    except Exception as exc:
+        slot.failure = f"score at offset {ev.offset}: {type(exc).__name__}: {exc}"[:500]
+        return None
+    out.scored.append((ev, *pred))
+    return pred
+
+
+def _learn_shadow(
+    slot: ModelSlot, out: SlotOutcome, ev: Event, y: Any, pred: tuple[Any, Any]
+) -> None:
+    out.labelled += 1
+    error = slot.evaluate(y, *pred)
+    if error is not None:
+        out.errors.append(error)
+        out.error_offsets.append(ev.offset)
+    try:
+        slot.learn(ev, y)
+    except Exception as exc:
+        slot.failure = f"learn at offset {ev.offset}: {type(exc).__name__}: {exc}"[:500]
+        return
+    out.learned += 1
+
+
 def _model_error(ev: Event, stage: str, exc: Exception) -> DeadLetter:
-    return DeadLetter(ev.record, stage, "model_error", type(exc).__name__, str(exc)[:1000])
+    reason = "non_finite_output" if isinstance(exc, ModelOutputError) else "model_error"
+    return DeadLetter(ev.record, stage, reason, type(exc).__name__, str(exc)[:1000])

@@ -42,6 +42,7 @@ from streamer.drift import defaults as drift_defaults
 from streamer.errors import ConfigError
 
 __all__ = [
+    "CheckpointSettings",
     "ConceptDriftSettings",
     "DriftSettings",
     "EvaluationSettings",
@@ -51,6 +52,7 @@ __all__ = [
     "ModelSettings",
     "OutputSettings",
     "PrometheusSettings",
+    "SecuritySettings",
     "Settings",
     "TopicSettings",
     "WindowDriftSettings",
@@ -111,6 +113,11 @@ class TopicSettings(_Section):
     predictions: str = "predictions"
     dead_letters: str = "events.dead-letters"
     drift_events: str = "drift-events"
+    changelog: str = ""
+    """Compacted topic of partition checkpoints. Empty: ``<kafka.group_id>-changelog`` (one
+    changelog per consumer group, as Kafka Streams names its changelogs)."""
+    model_updates: str = "model-updates"
+    """Compacted topic of signed model snapshots that downstream services subscribe to."""
     create: bool = True
     """Create missing topics at start-up (never alters existing ones)."""
     partitions: int = Field(3, ge=1)
@@ -122,6 +129,7 @@ class TopicSettings(_Section):
         for n in names:
             if not n:
                 raise ValueError("topic names must not be empty")
+        names += [n for n in (self.changelog, self.model_updates) if n]
         if len(set(names)) != len(names):
             raise ValueError(f"topics must be distinct, got {names}")
         return self
@@ -306,7 +314,53 @@ class DriftSettings(_Section):
         return dict(self.thresholds.get(signal, {}))
 
 
+class CheckpointSettings(_Section):
+    """Partition state (models, metrics, drift monitors, next offset) saved to the changelog."""
+
+    enabled: bool = True
+    every_events: int = Field(10_000, ge=1)
+    """Checkpoint a partition after this many events since its last checkpoint..."""
+    every_seconds: float = Field(60.0, gt=0)
+    """...or this many seconds, whichever comes first; also on revoke and at shutdown."""
+    chunk_bytes: int = Field(512 * 1024, ge=1024, le=64 * 1024 * 1024)
+    """A state larger than this is split into several changelog records of at most this size
+    (keep it under the brokers' ``message.max.bytes``)."""
+    max_state_bytes: int = Field(1 << 30, ge=1024)
+    """Largest state (decompressed) a restore accepts."""
+
+
+class SecuritySettings(_Section):
+    """Signing of checkpoints and model updates (HMAC-SHA256)."""
+
+    signing_key: str = ""
+    """The shared secret (at least 16 characters; ``openssl rand -hex 32`` makes one). Every
+    worker of a deployment and every model subscriber needs the same key. Better set from the
+    environment: ``STREAMER_SECURITY__SIGNING_KEY``."""
+    signing_key_file: str = ""
+    """A file holding the key (a Kubernetes or Docker secret), instead of ``signing_key``."""
+    trusted_modules: list[str] = Field(default_factory=list)
+    """Modules whose classes a restored checkpoint or model update may contain, beyond River,
+    NumPy and streamer (the modules of a ``module:factory`` model). Unpickling is restricted
+    to these: a payload naming anything else is refused."""
+
+    @model_validator(mode="after")
+    def _one_key(self) -> SecuritySettings:
+        if self.signing_key and self.signing_key_file:
+            raise ValueError("set signing_key or signing_key_file, not both")
+        if self.signing_key and len(self.signing_key) < 16:
+            raise ValueError("signing_key needs at least 16 characters (openssl rand -hex 32)")
+        return self
+
+
 class WorkerSettings(_Section):
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    """``at_least_once``: outputs are delivered before offsets are committed, so a crash may
+    re-emit some. ``exactly_once``: outputs, checkpoints and offsets commit in one Kafka
+    transaction; readers with ``isolation.level=read_committed`` see each output once."""
+    transactional_id: str = ""
+    """``exactly_once`` only: the producer's transactional.id prefix. Empty:
+    ``<group_id>-<hostname>``; ``streamer run --workers N`` appends the worker index. Two live
+    processes must not share one (the older is fenced)."""
     batch_size: int = Field(500, ge=1, le=100_000)
     """Most records taken per consume call; outputs and offsets are committed per batch."""
     poll_timeout: float = Field(0.2, gt=0, le=60)
@@ -337,6 +391,8 @@ class Settings(_Section):
     worker: WorkerSettings = WorkerSettings()
     output: OutputSettings = OutputSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
+    checkpoint: CheckpointSettings = CheckpointSettings()
+    security: SecuritySettings = SecuritySettings()
 
     # The file the settings came from; relative paths in it are resolved against its folder.
     source: str = ""
@@ -347,6 +403,36 @@ class Settings(_Section):
         if p.is_absolute() or not self.source:
             return p
         return Path(self.source).parent / p
+
+    @property
+    def changelog_topic(self) -> str:
+        return self.topics.changelog or f"{self.kafka.group_id}-changelog"
+
+    def signing_key(self) -> bytes | None:
+        """The signing key as bytes, from ``security.signing_key`` or the file; None if unset."""
+        sec = self.security
+        if sec.signing_key:
+            return sec.signing_key.encode()
+        if sec.signing_key_file:
+            path = self.resolve_path(sec.signing_key_file)
+            try:
+                key = path.read_bytes().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    "security.signing_key_file", f"cannot read {str(path)!r}: {exc.strerror}"
+                ) from exc
+            if len(key) < 16:
+                raise ConfigError("security.signing_key_file", f"{path} holds fewer than 16 bytes")
+            return key
+        return None
+
+    def state_digest(self) -> str:
+        """SHA-256 of the settings that shape a partition's models and metrics: a checkpoint
+        made under another digest holds models this configuration would not build."""
+        parts = {
+            k: getattr(self, k).model_dump(mode="json") for k in ("model", "fields", "evaluation")
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
     def digest(self) -> str:
         """SHA-256 of the effective settings, secrets included: it identifies a configuration."""

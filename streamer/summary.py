@@ -161,14 +161,15 @@ def summarize(worker: Any) -> RunSummary:
             alarms[signal] = alarms.get(signal, 0) + int(value)
     partitions = []
     for (topic, partition), state in sorted(worker.states.items()):
-        values = state.prequential.metric_values()
+        champion = state.champion
+        values = champion.evaluation.values()
         partitions.append(
             PartitionSummary(
                 topic=topic,
                 partition=partition,
                 events=state.events,
                 predictions=predictions.get((topic, partition), 0),
-                version=state.version,
+                version=champion.version,
                 next_offset=state.next_offset,
                 running={m: v for (m, w), v in values.items() if w == "running"},
                 rolling={m: v for (m, w), v in values.items() if w == "rolling"},

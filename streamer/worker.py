@@ -1,55 +1,94 @@
-"""The worker loop: consume a batch, run the stages in order, deliver outputs, commit.
+"""The worker loop: consume a batch, run the stages in order, deliver outputs, checkpoint, commit.
 
 One worker is one member of the consumer group. It holds the state of the partitions assigned
-to it (:class:`PartitionState`) and, per consumed batch, per partition, runs::
+to it (:class:`~streamer.state.PartitionState`) and, per consumed batch, per partition, runs::
 
-    parse (decode + validate) -> prequential (score, then learn) -> emit -> commit
+    parse (decode + validate) -> prequential (score every slot, then learn) -> drift -> emit
 
-Offsets are committed only after every output of the batch has been acknowledged by the
-brokers, so a worker killed at any point loses no event (outputs are at-least-once: a replay
-may emit a prediction twice; each carries the event id and the model version).
+then, for the whole batch: deliver the outputs, checkpoint the partitions that are due
+(every ``checkpoint.every_events`` events or ``every_seconds``), and commit the offsets. With
+``worker.processing_guarantee = "exactly_once"`` the outputs, checkpoints and offsets of a batch
+are one Kafka transaction.
+
+Recovery: on assignment a partition's state is the most advanced of the one this worker kept in
+memory (after a revoke or a lost session) and the newest good checkpoint in the changelog; the
+worker seeks to that state's next offset, so no event is learned twice and none is skipped,
+whatever the committed offset says. Records below the committed offset are replayed to rebuild
+the state without emitting their outputs again (they were delivered before the commit).
+Processing is deterministic, so a worker killed at any point ends with the model of one never
+killed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections import Counter as Tally
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
 from typing import Any, cast
 
 from streamer import kafka
-from streamer.decode import make_decoder
-from streamer.drift.monitor import DriftMonitor, DriftReport, load_reference
+from streamer.errors import ConfigError, DeliveryError, PayloadError, StreamerError
 from streamer.metrics import Metrics
 from streamer.outputs import Emitter
-from streamer.prequential import Outcome, Prequential
-from streamer.records import DriftEvent, Event, Record
+from streamer.pipeline import Pipeline, Processed
+from streamer.records import DriftEvent, Record
 from streamer.settings import Settings
-from streamer.validate import Validator, parse
+from streamer.signing import Signer, dumps, loads
+from streamer.state import PartitionState, checkpoint_records, restore_all
 
-__all__ = ["PartitionState", "Worker"]
+__all__ = ["Worker"]
 
 log = logging.getLogger(__name__)
 
 TopicPartition = tuple[str, int]
 
+# librdkafka's own retries for a produced record (delivery.timeout.ms) last 300 s by default;
+# a flush waits that long, and a little more, before it calls the outputs lost.
+_DELIVERY_WAIT = 330.0
+# How long without a turn of the loop before /healthz says the worker is stuck.
+_LIVENESS_SECONDS = 120.0
 
-@dataclass(slots=True)
-class PartitionState:
-    """Everything one input partition owns: its model, metrics and position."""
 
-    topic: str
-    partition: int
-    prequential: Prequential
-    drift: DriftMonitor | None = None
-    version: int = 1
-    next_offset: int | None = None
-    events: int = 0
+class Health:
+    """What /healthz and /readyz report: is the loop turning, can the worker do its job."""
+
+    def __init__(self) -> None:
+        self.turned = time.monotonic()
+        self.started = False
+        self.broker_error: str | None = None
+        self.broker_error_at = 0.0
+        self.broker_ok_at = 0.0
+        self.waiting_since: float | None = None
+
+    def turn(self) -> None:
+        self.turned = time.monotonic()
+
+    def ok(self) -> None:
+        self.broker_ok_at = time.monotonic()
+
+    def error(self, message: str) -> None:
+        self.broker_error = message
+        self.broker_error_at = time.monotonic()
+
+    def live(self) -> bool:
+        return time.monotonic() - self.turned < _LIVENESS_SECONDS
+
+    def ready(self) -> tuple[bool, str]:
+        """``(ready, why not)``: started, broker reachable, outputs flowing."""
+        if not self.started:
+            return False, "starting"
+        if self.broker_error_at > self.broker_ok_at:
+            return False, f"broker unreachable: {self.broker_error}"
+        if self.waiting_since is not None and time.monotonic() - self.waiting_since > 10.0:
+            return False, "outputs are not being delivered"
+        return True, "ok"
 
 
 class Worker:
@@ -63,6 +102,9 @@ class Worker:
         Where to export metrics (a fresh registry by default; tests pass their own).
     on_batch
         Called after each committed batch with the worker (the demo prints progress from it).
+    instance
+        Distinguishes worker processes of one host (``streamer run --workers N``): it goes into
+        the transactional id.
     """
 
     def __init__(
@@ -71,32 +113,47 @@ class Worker:
         *,
         metrics: Metrics | None = None,
         on_batch: Callable[[Worker], None] | None = None,
+        instance: int | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.on_batch = on_batch
         s = settings
-        # Built once here so that a bad model, metric or schema stops the worker at start-up.
-        self.task = Prequential.from_settings(self.settings).task
-        self.decoder = make_decoder(
-            s.input.format,
-            schema_file=s.resolve_path(s.input.avro.schema_file)
-            if s.input.avro.schema_file
-            else None,
-            schema_ids={k: s.resolve_path(v) for k, v in s.input.avro.schema_ids.items()},
-            framing=s.input.avro.framing,
+        self.pipeline = Pipeline(settings)
+        self.task = self.pipeline.task
+        probe = self.pipeline.new_state("", -1)
+        key = s.signing_key()
+        self.signer = Signer(key) if key else None
+        self.checkpoints = s.checkpoint.enabled
+        if self.checkpoints and self.signer is None:
+            raise ConfigError(
+                "security.signing_key",
+                "checkpoints are signed: set a key of at least 16 characters "
+                "(STREAMER_SECURITY__SIGNING_KEY=$(openssl rand -hex 32), the same for every "
+                "worker), or turn checkpoints off with checkpoint.enabled = false",
+            )
+        self.trusted = tuple(s.security.trusted_modules)
+        if self.checkpoints:
+            _check_round_trip(probe, self.trusted)
+        self.exactly_once = s.worker.processing_guarantee == "exactly_once"
+        if self.exactly_once and not self.checkpoints:
+            raise ConfigError(
+                "worker.processing_guarantee",
+                "exactly_once needs checkpoint.enabled = true (the state commits with the offsets)",
+            )
+        host = socket.gethostname()
+        self.writer = f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        suffix = "" if instance is None else f"-{instance}"
+        self.transactional_id = (
+            f"{s.worker.transactional_id or f'{s.kafka.group_id}-{host}'}{suffix}"
         )
-        self.validator = Validator(s.fields, task=self.task)
-        self.max_bytes = s.input.max_record_bytes
-        w = s.drift.windows
-        self._pinned = (
-            load_reference(s.resolve_path(w.reference_file))
-            if s.drift.enabled and w.reference == "pinned"
-            else None
-        )
-        self._new_drift("", -1)  # a bad drift setting stops the worker here
+        self.state_digest = s.state_digest()
         self.states: dict[TopicPartition, PartitionState] = {}
         self._parked: dict[TopicPartition, PartitionState] = {}
+        # Per partition: the committed offset when it was assigned (outputs below it were
+        # delivered already), and (events, time) at its last checkpoint.
+        self._committed: dict[TopicPartition, int] = {}
+        self._last_checkpoint: dict[TopicPartition, tuple[int, float]] = {}
         self._stop = threading.Event()
         self._closing = False
         self.processed = 0
@@ -105,82 +162,160 @@ class Worker:
         # The latest drift events, for people watching (the demo prints them).
         self.recent_drift: deque[DriftEvent] = deque(maxlen=50)
         self.started = time.monotonic()
-        self._consumer: Any = None
+        self.health = Health()
+        self._source: kafka.KafkaSource | None = None
         self._sink: kafka.KafkaSink | None = None
+        self._outage_logged = 0.0
         self.metrics.info.info(_versions())
 
     # -- construction -------------------------------------------------------------------------
 
-    def _new_drift(self, topic: str, partition: int) -> DriftMonitor | None:
-        s = self.settings
-        if not s.drift.enabled:
-            return None
-        return DriftMonitor(
-            s.drift,
-            fields=s.fields,
-            task=self.task,
-            topic=topic,
-            partition=partition,
-            model=s.model.name,
-            seed=s.model.seed,
-            pinned=self._pinned,
-        )
-
-    def _new_state(self, topic: str, partition: int) -> PartitionState:
-        return PartitionState(
-            topic,
-            partition,
-            Prequential.from_settings(self.settings),
-            self._new_drift(topic, partition),
-        )
-
     def provision_topics(self) -> list[str]:
-        """Create the topics the worker reads and writes, if ``topics.create`` is on."""
+        """Create the topics the worker reads and writes, if ``topics.create`` is on.
+
+        The changelog and the model-update topic are compacted (``cleanup.policy=compact``);
+        the changelog gets as many partitions as the events topic, so that each input
+        partition's checkpoints sit in a changelog partition of their own.
+        """
         t = self.settings.topics
         if not t.create:
             return []
         admin = kafka.make_admin(self.settings.kafka)
-        return kafka.ensure_topics(
+        created = kafka.ensure_topics(
             admin,
             [t.events, t.predictions, t.dead_letters, t.drift_events],
             partitions=t.partitions,
             replication_factor=t.replication_factor,
         )
+        compacted = {"cleanup.policy": "compact"}
+        partitions = kafka.partition_count(admin, t.events) or t.partitions
+        if self.checkpoints:
+            created += kafka.ensure_topics(
+                admin,
+                [self.settings.changelog_topic],
+                partitions=partitions,
+                replication_factor=t.replication_factor,
+                configs={self.settings.changelog_topic: compacted},
+            )
+        return created
 
     # -- group membership ---------------------------------------------------------------------
 
-    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        keys = [(tp.topic, tp.partition) for tp in partitions]
-        committed = kafka.committed(consumer, [k for k in keys if k in self._parked])
-        for tp in partitions:
-            key = (tp.topic, tp.partition)
-            state = self._parked.pop(key, None)
-            # A partition that comes back with nothing processed elsewhere keeps its model;
-            # otherwise another worker moved on and this state is stale.
-            if state is None or committed.get(key) != state.next_offset:
-                state = self._new_state(tp.topic, tp.partition)
-            self.states[key] = state
-        self._parked.clear()
+    def _on_assign(self, keys: list[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """Take on ``keys``: the most advanced of the kept and checkpointed states of each."""
+        assert self._source is not None
+        committed = self._source.committed(keys)
+        for key in keys:
+            self._committed[key] = committed.get(key, -1001)
+        starts = self._take_on(keys, parked=self._parked)
         self.metrics.assigned.set(len(self.states))
-        log.info("assigned %s", sorted(self.states))
+        log.info("assigned %s", sorted(keys))
+        return starts
 
-    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
-        # Every processed record is already committed (commits are synchronous, per batch,
-        # and this callback only runs inside consume() or close()), so nothing is lost here.
+    def _take_on(
+        self, keys: list[TopicPartition], *, parked: dict[TopicPartition, PartitionState]
+    ) -> dict[TopicPartition, int | None]:
+        restorers = self._read_changelog(keys)
+        starts: dict[TopicPartition, int | None] = {}
+        m = self.metrics
+        for key in keys:
+            kept = parked.pop(key, None)
+            restorer = restorers.get(key)
+            for reason, detail in restorer.refused if restorer is not None else []:
+                log.warning("%s[%d]: checkpoint refused (%s): %s", *key, reason, detail)
+                m.checkpoint_failures.labels(reason).inc()
+            saved = restorer.newest_offset if restorer is not None else None
+            state: PartitionState | None = None
+            source = "fresh"
+            if (
+                kept is not None
+                and kept.next_offset is not None
+                and (saved is None or kept.next_offset >= saved)
+            ):
+                state, source = kept, "memory"
+            elif restorer is not None and saved is not None:
+                restored = restorer.best()
+                if restored is not None:
+                    state, source = restored.state, "changelog"
+                    self._last_checkpoint[key] = (state.events, time.monotonic())
+                    m.checkpoint_bytes.labels(*_labels(key)).set(restored.bytes)
+                    m.checkpoint_time.labels(*_labels(key)).set(restored.manifest["created_at"])
+            if state is None:
+                state = self.pipeline.new_state(*key)
+                committed = self._committed.get(key, -1001)
+                log.info(
+                    "%s[%d]: no checkpoint to restore: a new model, from %s",
+                    *key,
+                    f"committed offset {committed}" if committed >= 0 else "the start",
+                )
+            else:
+                log.info(
+                    "%s[%d]: restored from %s at offset %d (model v%d, %d events learned)",
+                    *key,
+                    "this worker's memory" if source == "memory" else "the changelog",
+                    state.next_offset,
+                    state.champion.version,
+                    state.champion.n_learned,
+                )
+            m.restores.labels(*_labels(key), source).inc()
+            self._last_checkpoint.setdefault(key, (state.events, time.monotonic()))
+            self.states[key] = state
+            starts[key] = state.next_offset
+        return starts
+
+    def _read_changelog(self, keys: list[TopicPartition]) -> dict[TopicPartition, Any]:
+        if not self.checkpoints or not keys:
+            return {}
+        assert self.signer is not None
+        topic = self.settings.changelog_topic
+        admin = kafka.make_admin(self.settings.kafka)
+        n = kafka.partition_count(admin, topic)
+        if not n:
+            log.warning("changelog topic %r does not exist: no state to restore", topic)
+            return {}
+        records = kafka.read_to_end(self.settings.kafka, topic, {p % n for _, p in keys})
+        return restore_all(
+            records,
+            keys,
+            signer=self.signer,
+            state_digest=self.state_digest,
+            max_bytes=self.settings.checkpoint.max_state_bytes,
+            trusted=self.trusted,
+        )
+
+    def _on_revoke(self, keys: list[TopicPartition]) -> None:
+        # This runs inside consume() (or close()), between batches: every processed record's
+        # outputs are delivered and its offset committed, or in the current transaction.
+        # Checkpoint what moved since the last checkpoint, so the next owner starts there.
+        mine = [k for k in keys if k in self.states]
+        if mine and self._sink is not None:
+            try:
+                self._deliver(self._positions(mine), mine, force=True)
+            except StreamerError as exc:
+                log.warning("could not checkpoint revoked partitions %s: %s", mine, exc)
         if self._closing:
             return  # the final revoke: keep the states readable after run() returns
-        for tp in partitions:
-            state = self.states.pop((tp.topic, tp.partition), None)
-            if state is not None:
-                self._parked[(tp.topic, tp.partition)] = state
+        for key in mine:
+            self._parked[key] = self.states.pop(key)
         self.metrics.assigned.set(len(self.states))
-        log.info("revoked %s", [(tp.topic, tp.partition) for tp in partitions])
+        log.info("revoked %s", sorted(keys))
 
-    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
-        for tp in partitions:
-            self.states.pop((tp.topic, tp.partition), None)
+    def _on_lost(self, keys: list[TopicPartition]) -> None:
+        # The group moved on without us (a session that expired during an outage): nothing
+        # can be committed, but the states stay in memory; if the partitions come back, the
+        # most advanced state wins.
+        for key in keys:
+            state = self.states.pop(key, None)
+            if state is not None:
+                self._parked[key] = state
         self.metrics.assigned.set(len(self.states))
-        log.warning("lost %s", [(tp.topic, tp.partition) for tp in partitions])
+        log.warning("lost %s (kept in memory in case they come back)", sorted(keys))
+
+    def _on_error(self, err: Any) -> None:
+        # librdkafka's error callback: transport errors, all brokers down, fatal errors.
+        self.health.error(str(err))
+        if err.fatal():
+            log.error("fatal Kafka client error: %s", err)
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -195,7 +330,13 @@ class Worker:
     def run(self, *, max_events: int | None = None) -> None:
         """Process batches until :meth:`stop` or until ``max_events`` records were processed."""
         s = self.settings
-        self._sink = kafka.KafkaSink(kafka.make_producer(s.kafka))
+        conf_producer = None
+        if self.exactly_once:
+            conf_producer = {"transactional.id": self.transactional_id}
+        self._sink = kafka.KafkaSink(
+            kafka.make_producer(s.kafka, extra=conf_producer, on_error=self._on_error),
+            transactional=self.exactly_once,
+        )
         self.emitter = Emitter(
             self._sink,
             predictions_topic=s.topics.predictions,
@@ -204,41 +345,75 @@ class Worker:
             fmt=s.output.format,
             model=s.model.name,
         )
-        self._consumer = kafka.make_consumer(
+        self._source = kafka.KafkaSource(
             s.kafka,
             [s.topics.events],
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
+            on_error=self._on_error,
         )
+        self.health.started = True
         batch_size, timeout = s.worker.batch_size, s.worker.poll_timeout
         try:
-            while not self._stop.is_set():
-                if max_events is not None and self.processed >= max_events:
-                    break
-                n = (
-                    batch_size
-                    if max_events is None
-                    else min(batch_size, max_events - self.processed)
-                )
-                msgs = self._consumer.consume(n, timeout)
-                if msgs:
-                    self._handle(cast(list[Record], kafka.records_only(msgs)))
-                else:
-                    self._sink.poll()
+            self._loop(max_events, batch_size, timeout)
+        except BaseException:
+            # Mid-batch, a partition's state may hold records its offset does not cover yet:
+            # it must not be checkpointed. The last checkpoint and a replay rebuild it.
+            self._failed = True
+            raise
         finally:
             self._close()
+
+    def _loop(self, max_events: int | None, batch_size: int, timeout: float) -> None:
+        assert self._source is not None
+        while not self._stop.is_set():
+            self.health.turn()
+            if max_events is not None and self.processed >= max_events:
+                break
+            n = batch_size if max_events is None else min(batch_size, max_events - self.processed)
+            msgs = self._source.consume(n, timeout)
+            if msgs:
+                self.health.ok()
+                self._handle(cast(list[Record], msgs))
+            else:
+                self._idle()
+
+    def _idle(self) -> None:
+        assert self._sink is not None and self._source is not None
+        self._sink.poll()
+        self._checkpoint_due_by_time()
+        # A quiet topic says nothing about the broker: ask it, now and then.
+        h = self.health
+        now = time.monotonic()
+        if now - max(h.broker_ok_at, h.broker_error_at) > 5.0:
+            if self._source.reachable(timeout=1.0):
+                h.ok()
+            else:
+                h.error("no answer to a metadata request")
 
     def _close(self) -> None:
         self._closing = True
         try:
-            if self._sink is not None:
-                self._sink.close(self.settings.worker.shutdown_timeout)
+            if self._sink is not None and self.states and not self._failed:
+                ready = self._positions(list(self.states))
+                self._deliver(
+                    ready, list(ready), force=True, deadline=self.settings.worker.shutdown_timeout
+                )
         finally:
-            if self._consumer is not None:
-                self._consumer.close()
-                self._consumer = None
-            log.info("worker stopped after %d records", self.processed)
+            try:
+                if self._source is not None:
+                    self._source.close()
+                    self._source = None
+            finally:
+                if self._sink is not None:
+                    try:
+                        self._sink.close(self.settings.worker.shutdown_timeout)
+                    finally:
+                        self._sink = None
+                log.info("worker stopped after %d records", self.processed)
+
+    _failed = False
 
     def _handle(self, records: Sequence[Record]) -> None:
         """One batch: the stages in order for each partition, then deliver, then commit."""
@@ -246,45 +421,48 @@ class Worker:
         emitter, metrics = self.emitter, self.metrics
         next_offsets: dict[TopicPartition, int] = {}
         dead_tally: Tally[tuple[str, str]] = Tally()
-        for (topic, partition), recs in _by_partition(records).items():
-            state = self.states.get((topic, partition))
+        for key, recs in _by_partition(records).items():
+            state = self.states.get(key)
             if state is None:  # a record from a partition revoked mid-batch: replayed elsewhere
                 continue
-            parsed = parse(recs, self.decoder, self.validator, max_bytes=self.max_bytes)
-            outcome = state.prequential.run(parsed.events)
-            drift = (
-                state.drift.observe(
-                    parsed.decoded,
-                    parsed.decoded_offsets,
-                    parsed.events,
-                    outcome,
-                    version=state.version,
-                )
-                if state.drift is not None
-                else None
-            )
-            dead = parsed.dead + outcome.dead
-            emitter.predictions(topic, partition, outcome.scored, state.version)
-            emitter.dead_letters(dead)
-            if drift is not None and drift.events:
-                emitter.drift_events(drift.events)
-                self.drift_total += len(drift.events)
-                self.recent_drift.extend(drift.events)
-
-            next_offsets[(topic, partition)] = recs[-1].offset() + 1  # type: ignore[operator]
-            state.events += len(recs)
-            for d in dead:
+            first = recs[0].offset()
+            assert first is not None
+            if state.next_offset is not None and first < state.next_offset:
+                # Already in the state (fetched before a seek): never learn a record twice.
+                recs = [r for r in recs if r.offset() >= state.next_offset]  # type: ignore[operator]
+                if not recs:
+                    continue
+                first = state.next_offset
+            topic, partition = key
+            result = self.pipeline.process(state, recs)
+            replayed = self._committed.get(key, -1)
+            if replayed > first:
+                # Replaying to rebuild the state: outputs below the committed offset were
+                # delivered before it was committed.
+                result.suppress_below(replayed)
+            for segment in result.predictions:
+                emitter.predictions(topic, partition, segment.scored, segment.version)
+            emitter.dead_letters(result.dead)
+            if result.drift_events:
+                emitter.drift_events(result.drift_events)
+                self.drift_total += len(result.drift_events)
+                self.recent_drift.extend(result.drift_events)
+            next_offsets[key] = state.next_offset  # type: ignore[assignment]
+            for d in result.dead:
                 dead_tally[(d.stage, d.reason)] += 1
-            self.dead_total += len(dead)
-            self._export(state, len(recs), parsed.events, outcome, drift)
-        self._sink.flush(self.settings.worker.shutdown_timeout)  # type: ignore[union-attr]
-        kafka.commit(self._consumer, next_offsets)
+            self.dead_total += len(result.dead)
+            self._export(state, result)
+        try:
+            self._deliver(next_offsets, self._due(next_offsets))
+        except DeliveryError as exc:
+            self._rewind(str(exc))
+            return
         for key, offset in next_offsets.items():
-            self.states[key].next_offset = offset
-            metrics.committed_offset.labels(key[0], str(key[1])).set(offset)
-            marks = kafka.watermarks(self._consumer, *key)
+            labels = _labels(key)
+            metrics.committed_offset.labels(*labels).set(offset)
+            marks = self._source.watermarks(*key)  # type: ignore[union-attr]
             if marks is not None:
-                metrics.lag.labels(key[0], str(key[1])).set(max(marks[1] - offset, 0))
+                metrics.lag.labels(*labels).set(max(marks[1] - offset, 0))
         for (stage, reason), n in dead_tally.items():
             metrics.dead_letters.labels(self.settings.topics.events, stage, reason).inc(n)
         metrics.batch_records.observe(len(records))
@@ -293,32 +471,214 @@ class Worker:
         if self.on_batch is not None:
             self.on_batch(self)
 
-    def _export(
+    # -- delivery, checkpoints, commits --------------------------------------------------------
+
+    def _positions(self, keys: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The next offset of each partition in ``keys`` that has processed anything."""
+        out = {}
+        for key in keys:
+            offset = self.states[key].next_offset
+            if offset is not None:
+                out[key] = offset
+        return out
+
+    def _due(self, keys: Iterable[TopicPartition]) -> list[TopicPartition]:
+        """Partitions whose checkpoint is due (events or time since the last one)."""
+        if not self.checkpoints:
+            return []
+        c = self.settings.checkpoint
+        now = time.monotonic()
+        due = []
+        for key in keys:
+            state = self.states.get(key)
+            if state is None:
+                continue
+            events, at = self._last_checkpoint.get(key, (0, now))
+            moved = state.events - events
+            if moved >= c.every_events or (moved > 0 and now - at >= c.every_seconds):
+                due.append(key)
+        return due
+
+    def _checkpoint_due_by_time(self) -> None:
+        due = self._due(list(self.states))
+        if due:
+            try:
+                self._deliver(self._positions(due), due)
+            except DeliveryError as exc:
+                self._rewind(str(exc))
+
+    def _deliver(
         self,
-        state: PartitionState,
-        n_records: int,
-        events: list[Event],
-        outcome: Outcome,
-        drift: DriftReport | None,
+        next_offsets: dict[TopicPartition, int],
+        checkpoint: list[TopicPartition],
+        *,
+        force: bool = False,
+        deadline: float = _DELIVERY_WAIT,
     ) -> None:
+        """Outputs delivered, then checkpoints written, then offsets committed.
+
+        In that order, so a checkpoint never gets ahead of delivered outputs (a restore from it
+        would skip outputs that were lost), and offsets are committed only for records whose
+        outputs and state are safe. With exactly-once, all three are one transaction.
+        ``force``: checkpoint the partitions that moved since their last checkpoint, due or not.
+        """
+        sink, source = self._sink, self._source
+        assert sink is not None and source is not None
+        if force:
+            checkpoint = [
+                k
+                for k in checkpoint
+                if k in self.states
+                and self.states[k].events > self._last_checkpoint.get(k, (-1, 0.0))[0]
+            ]
+        checkpoint = [k for k in checkpoint if self.checkpoints]
+        if self.exactly_once:
+            written = [w for k in checkpoint if (w := self._write_checkpoint(k))]
+            try:
+                sink.commit_transaction(next_offsets, source.group_metadata())
+            except DeliveryError:
+                sink.abort()
+                raise
+        else:
+            self._flush(deadline)
+            written = [w for k in checkpoint if (w := self._write_checkpoint(k))]
+            if written:
+                self._flush(deadline)
+            self._commit(next_offsets)
+        now_wall = time.time()
+        for key, size, seconds in written:
+            state = self.states.get(key) or self._parked.get(key)
+            if state is not None:
+                self._last_checkpoint[key] = (state.events, time.monotonic())
+            labels = _labels(key)
+            self.metrics.checkpoints.labels(*labels).inc()
+            self.metrics.checkpoint_bytes.labels(*labels).set(size)
+            self.metrics.checkpoint_time.labels(*labels).set(now_wall)
+            self.metrics.checkpoint_seconds.observe(seconds)
+
+    def _write_checkpoint(self, key: TopicPartition) -> tuple[TopicPartition, int, float] | None:
+        """Produce one partition's checkpoint records; return (key, bytes, seconds).
+
+        A state that cannot be pickled (a model that grew something unpicklable) is logged and
+        counted, and the partition goes on without this checkpoint: its previous one and a
+        longer replay still restore it.
+        """
+        assert self.signer is not None and self._sink is not None
+        started = time.perf_counter()
+        state = self.states[key]
+        try:
+            payload = dumps(state)
+        except Exception as exc:
+            log.error("%s[%d]: checkpoint failed: %s: %s", *key, type(exc).__name__, exc)
+            self.metrics.checkpoint_failures.labels("write").inc()
+            return None
+        records = checkpoint_records(
+            state,
+            signer=self.signer,
+            chunk_bytes=self.settings.checkpoint.chunk_bytes,
+            writer=self.writer,
+            state_digest=self.state_digest,
+            payload=payload,
+        )
+        topic = self.settings.changelog_topic
+        n = self._changelog_partitions()
+        for k, value, headers in records:
+            self._sink.produce(topic, value, k.encode(), headers, partition=key[1] % n)
+        return key, len(payload), time.perf_counter() - started
+
+    _changelog_n: int | None = None
+
+    def _changelog_partitions(self) -> int:
+        if self._changelog_n is None:
+            admin = kafka.make_admin(self.settings.kafka)
+            n = kafka.partition_count(admin, self.settings.changelog_topic)
+            if not n:
+                raise StreamerError(
+                    f"changelog topic {self.settings.changelog_topic!r} does not exist: create "
+                    "it (compacted), or set topics.create = true"
+                )
+            self._changelog_n = n
+        return self._changelog_n
+
+    def _flush(self, deadline: float) -> None:
+        assert self._sink is not None
+        h = self.health
+
+        def waiting(undelivered: int, waited: float) -> None:
+            h.turn()  # waiting on the brokers is not being stuck
+            if h.waiting_since is None:
+                h.waiting_since = time.monotonic() - waited
+            now = time.monotonic()
+            if now - self._outage_logged >= 10.0:
+                self._outage_logged = now
+                log.warning(
+                    "%d output record(s) not delivered after %.0fs: waiting for the brokers",
+                    undelivered,
+                    waited,
+                )
+
+        try:
+            self._sink.flush(deadline, waiting=waiting)
+        finally:
+            if h.waiting_since is not None:
+                log.info("outputs delivered again")
+            h.waiting_since = None
+
+    def _commit(self, next_offsets: dict[TopicPartition, int]) -> None:
+        assert self._source is not None
+        if not next_offsets:
+            return
+        try:
+            self._source.commit(next_offsets)
+        except StreamerError as exc:
+            # The outputs are delivered and the state holds the records; a later commit (or
+            # the next owner replaying them) covers these offsets. Nothing is lost.
+            log.warning("%s; will commit again with the next batch", exc)
+            self.health.error(str(exc))
+        else:
+            self.health.ok()
+
+    def _rewind(self, why: str) -> None:
+        """Outputs were lost: go back to the newest checkpoint of each partition and replay.
+
+        The records from the committed offset on are processed again and their outputs
+        re-emitted; the state is rebuilt from the checkpoint, so nothing is learned twice.
+        """
+        assert self._source is not None
+        log.error("%s: rewinding to the last checkpoints", why)
+        keys = list(self.states)
+        self.states.clear()
+        committed = self._source.committed(keys)
+        for key in keys:
+            self._committed[key] = committed.get(key, -1001)
+        starts = self._take_on(keys, parked={})
+        for key, start in starts.items():
+            if start is None:
+                c = self._committed.get(key, -1001)
+                start = c if c >= 0 else kafka.OFFSET_BEGINNING
+            self._source.seek(key[0], key[1], start)
+
+    def _export(self, state: PartitionState, result: Processed) -> None:
         """Per-batch metric updates of one partition (never per event)."""
         m = self.metrics
-        labels = (state.topic, str(state.partition))
-        part = labels[1]
-        m.events.labels(*labels).inc(n_records)
-        m.predictions.labels(*labels).inc(len(outcome.scored))
-        m.labelled.labels(*labels).inc(outcome.labelled)
-        m.learned.labels(*labels).inc(outcome.learned)
-        if events:
-            m.event_time.labels(*labels).set(events[-1].time)
+        labels = _labels(state.key)
+        topic, part = labels
+        m.events.labels(*labels).inc(result.records)
+        m.predictions.labels(*labels).inc(sum(len(seg.scored) for seg in result.predictions))
+        m.labelled.labels(*labels).inc(result.labelled)
+        m.learned.labels(*labels).inc(result.learned)
+        if result.last_event_time is not None:
+            m.event_time.labels(*labels).set(result.last_event_time)
         name = self.settings.model.name
-        for (metric, window), value in state.prequential.metric_values().items():
-            m.model_metric.labels(part, name, "champion", metric, window).set(value)
-        if drift is None or state.drift is None:
+        for slot in state.slots:
+            m.model_version.labels(topic, part, name, slot.role).set(slot.version)
+            for (metric, window), value in slot.evaluation.values().items():
+                m.model_metric.labels(topic, part, name, slot.role, metric, window).set(value)
+        if state.drift is None:
             return
         exported = state.drift.exported_features()
         new_fields: dict[str, float] = {}
-        for signal, f in drift.statistics:
+        for signal, f in result.statistics:
             if signal == "feature" and f.feature not in exported:
                 continue
             if signal == "schema" and f.feature not in exported:
@@ -329,12 +689,32 @@ class Worker:
             m.drift_statistic.labels(part, signal, f.feature, f.statistic).set(f.value)
         for statistic, value in new_fields.items():
             m.drift_statistic.labels(part, "schema", "(new)", statistic).set(value)
-        for ev in drift.events:
+        for ev in result.drift_events:
             m.drift_events.labels(part, ev.signal, ev.level).inc()
         for signal, n in state.drift.alarming().items():
             m.drift_alarming.labels(part, signal).set(n)
-        if drift.concept_states:
-            m.concept_state.labels(part).set(drift.concept_states[-1])
+        if result.concept_states:
+            m.concept_state.labels(part).set(result.concept_states[-1])
+
+
+def _check_round_trip(state: PartitionState, trusted: tuple[str, ...]) -> None:
+    """A new partition's state must survive a checkpoint: pickle it and read it back."""
+    try:
+        loads(dumps(state), trusted=trusted)
+    except PayloadError as exc:
+        raise ConfigError(
+            "security.trusted_modules", f"a checkpoint of the model would be refused: {exc}"
+        ) from exc
+    except Exception as exc:
+        raise ConfigError(
+            "model.preset",
+            f"the model cannot be checkpointed ({type(exc).__name__}: {exc}); make it "
+            "picklable (no lambdas or local classes), or set checkpoint.enabled = false",
+        ) from exc
+
+
+def _labels(key: TopicPartition) -> tuple[str, str]:
+    return key[0], str(key[1])
 
 
 def _by_partition(records: Sequence[Record]) -> dict[TopicPartition, list[Record]]:

@@ -26,12 +26,22 @@ from streamer.settings import Settings, load_settings
 
 _names = itertools.count()
 
+#: The key that signs the test suite's checkpoints and model updates.
+TEST_SIGNING_KEY = "streamer-test-signing-key-0123456789"
+
 # Property tests draw the same examples on every run, as every other test is seeded: a red CI
 # is then a real regression, never an unlucky draw. HYPOTHESIS_PROFILE=explore draws new ones
 # (and remembers failures) when hunting for counterexamples.
 hypothesis_settings.register_profile("deterministic", derandomize=True, database=None)
 hypothesis_settings.register_profile("explore")
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
+
+
+@pytest.fixture(autouse=True)
+def _signing_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs with a signing key in the environment, as a deployment has one; the
+    tests of a missing key delete it."""
+    monkeypatch.setenv("STREAMER_SECURITY__SIGNING_KEY", TEST_SIGNING_KEY)
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +80,7 @@ def make_settings(bootstrap_servers: str, request: pytest.FixtureRequest) -> Any
             },
             "prometheus": {"port": 0},
             "worker": {"poll_timeout": 0.1},
+            "security": {"signing_key": TEST_SIGNING_KEY},
         }
         for section, values in sections.items():
             data[section] = {**data.get(section, {}), **values}

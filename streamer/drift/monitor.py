@@ -1,21 +1,25 @@
 """All drift signals of one partition: concept, features, predictions, labels and schema.
 
-:class:`DriftMonitor` is what a partition's state holds. Per batch the worker hands it the
-decoded records, the events and the prequential outcome; it updates
+Two kinds of signal, kept apart because they have different owners:
 
-* the concept-drift detector with the champion's error of every scored labelled event
-  (:class:`~streamer.drift.concept.ConceptDriftMonitor`, O(1) per event);
-* the window monitors of features, predictions and labels
-  (:class:`~streamer.drift.window.WindowMonitor`, per batch, statistics every K events);
-* the schema monitor (:class:`~streamer.drift.schema.SchemaMonitor`);
+* :class:`ModelDrift` belongs to a model (it sits in the champion's slot): concept drift on the
+  model's error (:class:`~streamer.drift.concept.ConceptDriftMonitor`, O(1) per event) and
+  drift of its predictions (a :class:`~streamer.drift.window.WindowMonitor`). A new champion
+  gets a new one: its references restart.
+* :class:`DriftMonitor` belongs to the data (it sits in the partition's state): the window
+  monitors of features and labels and the schema monitor
+  (:class:`~streamer.drift.schema.SchemaMonitor`), plus the alarm levels of every signal.
 
-and returns a :class:`DriftReport`: the latest value of every statistic evaluated in the batch
+Per batch the worker hands the partition's monitor the parsed batch, the prequential outcome
+and the champion's :class:`ModelDrift`;
+it returns a :class:`DriftReport`: the latest value of every statistic evaluated in the batch
 (for gauges) and a :class:`~streamer.records.DriftEvent` for every change of alarm level (for
 the drift-events topic). A statistic that stays in alarm does not repeat its event at each
 evaluation; its return below the warning level is an event too (level ``ok``), so the topic
 says since when and until when.
 
-Everything is deterministic and independent of how records are split into batches.
+Everything is deterministic and independent of how records are split into batches, and
+both classes hold plain data only (no settings objects), so they pickle into checkpoints.
 """
 
 from __future__ import annotations
@@ -36,8 +40,19 @@ from streamer.errors import ConfigError
 from streamer.prequential import Outcome
 from streamer.records import DriftEvent, Event
 from streamer.settings import DriftSettings, FieldSettings
+from streamer.validate import Parsed
 
-__all__ = ["CLEAR_AFTER", "LEVELS", "SIGNALS", "DriftMonitor", "DriftReport", "load_reference"]
+__all__ = [
+    "CLEAR_AFTER",
+    "LEVELS",
+    "SIGNALS",
+    "DriftMonitor",
+    "DriftReport",
+    "ModelDrift",
+    "label_rows",
+    "load_reference",
+    "prediction_rows",
+]
 
 SIGNALS = ("concept", "feature", "prediction", "label", "schema")
 #: Evaluations in a row below its level before a statistic's level goes down.
@@ -117,13 +132,104 @@ class _ErrorBaseline:
         self.__init__(self._recent.maxlen or _RECENT_ERRORS)  # type: ignore[misc]
 
 
+def _window_kwargs(settings: DriftSettings) -> dict[str, Any]:
+    """The WindowMonitor keywords the settings set (unset ones keep WindowMonitor's defaults)."""
+    w = settings.windows
+    return {
+        k: v
+        for k, v in {
+            "reference_size": w.reference_size,
+            "window_size": w.window_size,
+            "every": w.every,
+            "bins": w.bins,
+            "top_k": w.top_k,
+        }.items()
+        if v is not None
+    }
+
+
+def _make_window(
+    name: str,
+    numeric: list[str],
+    categorical: list[str],
+    *,
+    kwargs: Mapping[str, Any],
+    thresholds: Mapping[str, tuple[float, float]],
+    pinned: Mapping[str, Any] | None,
+) -> WindowMonitor:
+    kw = dict(kwargs)
+    if pinned is not None:
+        snap = pinned.get(name)
+        if snap is None:
+            raise ConfigError(
+                "drift.windows.reference_file",
+                f"the pinned reference has no {name!r} snapshot (make one with "
+                "`streamer drift-reference`)",
+            )
+        kw.update(reference="pinned", pinned=snap)
+    try:
+        return WindowMonitor(numeric, categorical, thresholds=thresholds, **kw)
+    except ValueError as exc:
+        raise ConfigError(f"drift.windows ({name})", str(exc)) from exc
+
+
+def label_rows(events: Sequence[Event], classifier: bool) -> tuple[list[dict[str, Any]], list[int]]:
+    """Rows of the ``label`` column of the labelled events: classes (as strings) or targets."""
+    labelled = [e for e in events if e.y is not None]
+    rows = [{"label": str(e.y) if classifier else e.y} for e in labelled]
+    return rows, [e.offset for e in labelled]
+
+
+def prediction_rows(
+    scored: Sequence[tuple[Event, Any, Any]], classifier: bool
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """Rows of the ``prediction`` column of scored events: predicted classes or values.
+
+    Predicted classes, not the model's confidence: an online learner's confidence keeps rising
+    as it learns, which would read as drift at every start.
+    """
+    rows, offsets = [], []
+    for ev, y_pred, _ in scored:
+        if y_pred is not None:
+            rows.append({"prediction": str(y_pred) if classifier else y_pred})
+            offsets.append(ev.offset)
+    return rows, offsets
+
+
+class ModelDrift:
+    """The drift signals of one model: concept drift on its error, drift of its predictions.
+
+    Built by :meth:`DriftMonitor.model_drift` for a partition's champion; a new champion gets a
+    new one, so its error baseline and prediction reference start from its own first events.
+    """
+
+    def __init__(
+        self,
+        concept: ConceptDriftMonitor | None,
+        predictions: WindowMonitor | None,
+    ) -> None:
+        self.concept = concept
+        self.predictions = predictions
+        self.errors = _ErrorBaseline()
+        self.concept_first: int | None = None
+
+    def reset(self) -> None:
+        """Forget everything learned from the stream (pinned references are kept)."""
+        if self.concept is not None:
+            self.concept.reset()
+        if self.predictions is not None:
+            self.predictions.reset()
+        self.errors.reset()
+        self.concept_first = None
+
+
 class DriftMonitor:
     """Drift signals of one input partition.
 
     Parameters
     ----------
     settings
-        The ``[drift]`` settings.
+        The ``[drift]`` settings (read here, not kept: the monitor holds plain data only).
     fields
         The ``[fields]`` settings: which features to watch, which are categorical, which
         optional; the expected schema when features are listed.
@@ -152,46 +258,43 @@ class DriftMonitor:
         seed: int | None = None,
         pinned: Mapping[str, Any] | None = None,
     ) -> None:
-        self.settings = settings
-        self.fields = fields
+        enabled = settings.enabled
         self.task = task
         self.topic = topic
         self.partition = partition
         self.model = model
-        self._pinned = pinned
+        self.max_features = settings.max_features
+        self.max_exported_features = settings.max_exported_features
+        self._categorical = tuple(fields.categorical)
+        self._window_kwargs = _window_kwargs(settings)
+        self._thresholds = {
+            name: settings.thresholds_for(name) for name in ("features", "predictions", "labels")
+        }
+        self._pinned = (
+            dict(pinned) if pinned is not None and settings.windows.reference == "pinned" else None
+        )
+        c = settings.concept
+        self._detector: tuple[str, dict[str, Any], int | None] | None = (
+            (c.detector or DEFAULT_DETECTOR, dict(c.params), seed)
+            if enabled and c.enabled
+            else None
+        )
+        self._watch_predictions = enabled and settings.predictions
         self._levels: dict[tuple[str, str, str], int] = {}
         self._lower: dict[tuple[str, str, str], int] = {}
         self._exported: frozenset[str] | None = None
         self._exported_key = (False, False)
-        c = settings.concept
-        self.concept = (
-            ConceptDriftMonitor(c.detector or DEFAULT_DETECTOR, c.params, task=task, seed=seed)
-            if settings.enabled and c.enabled
-            else None
-        )
-        self._errors = _ErrorBaseline()
-        self._concept_first: int | None = None
+        self._classifier = task == "classification"
         self.features: WindowMonitor | None = None
         # Features are watched from the start when listed, else from the first event's.
-        self._watch_features = settings.enabled and settings.features
-        if settings.enabled and settings.features and fields.features:
+        self._watch_features = enabled and settings.features
+        if self._watch_features and fields.features:
             numeric = [f for f in fields.features if f not in fields.categorical]
             self.features = self._window("features", numeric, list(fields.categorical))
-        classifier = task == "classification"
-        # Predicted classes, not the model's confidence: an online learner's confidence
-        # keeps rising as it learns, which would read as drift at every start.
-        self.predictions = (
-            self._window(
-                "predictions",
-                [] if classifier else ["prediction"],
-                ["prediction"] if classifier else [],
-            )
-            if settings.enabled and settings.predictions
-            else None
-        )
+        classifier = self._classifier
         self.labels = (
             self._window("labels", [] if classifier else ["label"], ["label"] if classifier else [])
-            if settings.enabled and settings.labels and fields.label
+            if enabled and settings.labels and fields.label
             else None
         )
         self.schema = (
@@ -203,46 +306,51 @@ class DriftMonitor:
                 or _WINDOW_DEFAULTS["reference_size"],
                 thresholds=settings.thresholds_for("schema"),
             )
-            if settings.enabled and settings.schema_drift
+            if enabled and settings.schema_drift
             else None
         )
+        # Built once here, so that a bad detector or window setting stops the worker at
+        # start-up rather than at the first event.
+        self.model_drift()
 
     # -- construction -------------------------------------------------------------------------
 
     def _window(self, name: str, numeric: list[str], categorical: list[str]) -> WindowMonitor:
-        w = self.settings.windows
-        kwargs: dict[str, Any] = {
-            k: v
-            for k, v in {
-                "reference_size": w.reference_size,
-                "window_size": w.window_size,
-                "every": w.every,
-                "bins": w.bins,
-                "top_k": w.top_k,
-            }.items()
-            if v is not None
-        }
-        if w.reference == "pinned":
-            snap = (self._pinned or {}).get(name)
-            if snap is None:
-                raise ConfigError(
-                    "drift.windows.reference_file",
-                    f"the pinned reference has no {name!r} snapshot (make one with "
-                    "`streamer drift-reference`)",
-                )
-            kwargs.update(reference="pinned", pinned=snap)
-        try:
-            return WindowMonitor(
-                numeric, categorical, thresholds=self.settings.thresholds_for(name), **kwargs
+        return _make_window(
+            name,
+            numeric,
+            categorical,
+            kwargs=self._window_kwargs,
+            thresholds=self._thresholds[name],
+            pinned=self._pinned,
+        )
+
+    def model_drift(self) -> ModelDrift:
+        """Fresh drift signals for a (new) champion: its error and its predictions."""
+        concept = None
+        if self._detector is not None:
+            name, params, seed = self._detector
+            try:
+                concept = ConceptDriftMonitor(name, params, task=self.task, seed=seed)
+            except ValueError as exc:
+                raise ConfigError("drift.concept", str(exc)) from exc
+        classifier = self._classifier
+        predictions = (
+            self._window(
+                "predictions",
+                [] if classifier else ["prediction"],
+                ["prediction"] if classifier else [],
             )
-        except ValueError as exc:
-            raise ConfigError(f"drift.windows ({name})", str(exc)) from exc
+            if self._watch_predictions
+            else None
+        )
+        return ModelDrift(concept, predictions)
 
     def _infer_features(self, events: Sequence[Event]) -> None:
         """With features not listed, watch those of the first event (at most max_features)."""
         x = events[0].x
-        categorical = set(self.fields.categorical)
-        names = list(x)[: self.settings.max_features]
+        categorical = set(self._categorical)
+        names = list(x)[: self.max_features]
         self.features = self._window(
             "features",
             [n for n in names if n not in categorical],
@@ -252,20 +360,19 @@ class DriftMonitor:
     # -- per batch ----------------------------------------------------------------------------
 
     def observe(
-        self,
-        decoded: Sequence[Mapping[str, Any]],
-        decoded_offsets: Sequence[int],
-        events: Sequence[Event],
-        outcome: Outcome,
-        *,
-        version: int,
+        self, parsed: Parsed, outcome: Outcome, model: ModelDrift | None, *, version: int
     ) -> DriftReport:
-        """Update every signal with one batch of one partition, in offset order."""
+        """Update every signal with one batch of one partition, in offset order.
+
+        ``model`` is the champion's :class:`ModelDrift` (None: no model-level signals).
+        """
         report = DriftReport()
-        if self.schema is not None and decoded:
-            self._findings(report, "schema", self.schema.observe(decoded, decoded_offsets), version)
-        if self.concept is not None and outcome.errors:
-            self._concept(report, outcome, version)
+        events = parsed.events
+        if self.schema is not None and parsed.decoded:
+            found = self.schema.observe(parsed.decoded, parsed.decoded_offsets)
+            self._findings(report, "schema", found, version)
+        if model is not None and model.concept is not None and outcome.errors:
+            self._concept(report, model, outcome, version)
         if events and self._watch_features:
             if self.features is None:
                 self._infer_features(events)
@@ -273,41 +380,37 @@ class DriftMonitor:
             rows = [e.x for e in events]
             found = self.features.observe(rows, [e.offset for e in events])
             self._findings(report, "feature", found, version, events)
-        if self.predictions is not None and outcome.scored:
-            classifier = self.task == "classification"
-            rows, offsets = [], []
-            for ev, y_pred, _ in outcome.scored:
-                if y_pred is not None:
-                    rows.append({"prediction": str(y_pred) if classifier else y_pred})
-                    offsets.append(ev.offset)
+        if model is not None and model.predictions is not None and outcome.scored:
+            rows, offsets = prediction_rows(outcome.scored, self._classifier)
             if rows:
-                found = self.predictions.observe(rows, offsets)
+                found = model.predictions.observe(rows, offsets)
                 self._findings(report, "prediction", found, version, events)
-        if self.labels is not None:
-            labelled = [e for e in events if e.y is not None]
-            if labelled:
-                classifier = self.task == "classification"
-                rows = [{"label": str(e.y) if classifier else e.y} for e in labelled]
-                found = self.labels.observe(rows, [e.offset for e in labelled])
+        if self.labels is not None and events:
+            rows, offsets = label_rows(events, self._classifier)
+            if rows:
+                found = self.labels.observe(rows, offsets)
                 self._findings(report, "label", found, version, events)
         return report
 
-    def _concept(self, report: DriftReport, outcome: Outcome, version: int) -> None:
-        monitor = self.concept
+    def _concept(
+        self, report: DriftReport, model: ModelDrift, outcome: Outcome, version: int
+    ) -> None:
+        monitor = model.concept
         assert monitor is not None
         update = monitor.update
-        add = self._errors.add
+        baseline = model.errors
+        add = baseline.add
         previous = monitor.state
         states = report.concept_states
         for error, offset in zip(outcome.errors, outcome.error_offsets, strict=True):
-            if self._concept_first is None:
-                self._concept_first = offset
+            if model.concept_first is None:
+                model.concept_first = offset
             add(error)
             state = update(error)
             entered_warning = state == WARNING and previous != WARNING
             if state == DRIFT or entered_warning:
                 # A warning reports the last errors; a drift, the errors since the warning.
-                recent, base = self._errors.values()
+                recent, base = baseline.values()
                 report.events.append(
                     DriftEvent(
                         signal="concept",
@@ -319,7 +422,7 @@ class DriftMonitor:
                         topic=self.topic,
                         partition=self.partition,
                         reference_offsets=(-1, -1),
-                        current_offsets=(self._concept_first, offset),
+                        current_offsets=(model.concept_first, offset),
                         model=self.model,
                         version=version,
                         time=_event_time(outcome, offset),
@@ -328,10 +431,10 @@ class DriftMonitor:
                 )
                 if state == DRIFT:
                     # A new concept: the next error baseline starts here.
-                    self._errors.reset()
-                    self._concept_first = None
+                    baseline.reset()
+                    model.concept_first = None
                 else:
-                    self._errors.warning()
+                    baseline.warning()
             previous = state
             states.append(state)
 
@@ -381,7 +484,7 @@ class DriftMonitor:
 
     def exported_features(self) -> frozenset[str]:
         """Feature and field names that get their own metric series (bounded by settings)."""
-        cap = self.settings.max_exported_features
+        cap = self.max_exported_features
         # The watched names only change when the feature monitor or the schema appear.
         key = (self.features is not None, self.schema is not None and self.schema.ready)
         if self._exported is None or key != self._exported_key:
@@ -402,17 +505,21 @@ class DriftMonitor:
                 out[signal] += 1
         return out
 
+    def forget_model_levels(self) -> None:
+        """A new champion: the levels of the signals that belonged to the old one are gone."""
+        for key in [k for k in self._levels if k[0] in ("concept", "prediction")]:
+            del self._levels[key]
+        for key in [k for k in self._lower if k[0] in ("concept", "prediction")]:
+            del self._lower[key]
+
     def reset_reference(self) -> None:
-        """A model (re)start: references collected from the first N events are collected again."""
-        for w in (self.features, self.predictions, self.labels):
+        """A restart of the data references: those collected from the first N events are
+        collected again (pinned references are kept)."""
+        for w in (self.features, self.labels):
             if w is not None:
                 w.reset()
         if self.schema is not None:
             self.schema.reset()
-        if self.concept is not None:
-            self.concept.reset()
-        self._errors.reset()
-        self._concept_first = None
         self._levels.clear()
         self._lower.clear()
 

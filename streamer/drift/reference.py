@@ -20,9 +20,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from streamer.drift.monitor import label_rows, prediction_rows
 from streamer.drift.window import WindowMonitor
 from streamer.errors import RecordError, StreamerError
-from streamer.prequential import Prequential
+from streamer.models import model_from_settings
+from streamer.prequential import ModelSlot, prequential
 from streamer.records import Event, MemoryRecord
 from streamer.settings import Settings
 from streamer.validate import Validator
@@ -36,8 +38,8 @@ def build_reference(settings: Settings, rows: Iterable[Mapping[str, Any]]) -> di
     Rows that do not validate are skipped; if none do, :class:`StreamerError`.
     """
     f, w = settings.fields, settings.drift.windows
-    pre = Prequential.from_settings(settings)
-    validator = Validator(f, task=pre.task)
+    slot = ModelSlot(model_from_settings(settings))
+    validator = Validator(f, task=slot.task)
     events: list[Event] = []
     for i, row in enumerate(rows):
         try:
@@ -46,8 +48,8 @@ def build_reference(settings: Settings, rows: Iterable[Mapping[str, Any]]) -> di
             continue
     if not events:
         raise StreamerError("no row passed validation: check the [fields] settings")
-    outcome = pre.run(events)
-    classifier = pre.task == "classification"
+    outcome = prequential([slot], events)
+    classifier = slot.task == "classification"
     numeric = list(f.features) or [k for k in events[0].x if k not in f.categorical]
     numeric = [n for n in numeric if n not in f.categorical]
     categorical = [c for c in f.categorical if c in events[0].x or c in f.features]
@@ -60,8 +62,6 @@ def build_reference(settings: Settings, rows: Iterable[Mapping[str, Any]]) -> di
         mon.observe(data, offsets)
         return mon.reference_snapshot()
 
-    scored = [(ev, y) for ev, y, _ in outcome.scored if y is not None]
-    labelled = [ev for ev in events if ev.y is not None]
     out = {
         "features": snapshot(
             numeric, categorical, [e.x for e in events], [e.offset for e in events]
@@ -69,15 +69,12 @@ def build_reference(settings: Settings, rows: Iterable[Mapping[str, Any]]) -> di
         "predictions": snapshot(
             [] if classifier else ["prediction"],
             ["prediction"] if classifier else [],
-            [{"prediction": str(y) if classifier else y} for _, y in scored],
-            [ev.offset for ev, _ in scored],
+            *prediction_rows(outcome.scored, classifier),
         ),
     }
-    if labelled:
+    labels, offsets = label_rows(events, classifier)
+    if labels:
         out["labels"] = snapshot(
-            [] if classifier else ["label"],
-            ["label"] if classifier else [],
-            [{"label": str(e.y) if classifier else e.y} for e in labelled],
-            [e.offset for e in labelled],
+            [] if classifier else ["label"], ["label"] if classifier else [], labels, offsets
         )
     return out

@@ -104,7 +104,7 @@ def test_every_kind_of_bad_record_is_dead_lettered_and_the_worker_carries_on(mak
     preds = read_topic(settings.kafka, settings.topics.predictions, 3)
     assert sorted(orjson.loads(m.value())["event_id"] for m in preds) == ["e0", "e10", "e7"]
     state = worker.states[(settings.topics.events, 0)]
-    assert state.prequential.n_learned == 2  # e0 and e10; e7 raised in learn_one
+    assert state.champion.n_learned == 2  # e0 and e10; e7 raised in learn_one
 
     reg = worker.metrics.registry
 

@@ -47,10 +47,10 @@ def test_final_metrics_equal_progressive_val_score(make_settings, dataset, prese
         getattr(datasets, dataset)(), build_model(preset, seed=3), expected
     )
     (state,) = worker.states.values()
-    got = {n: m.get() for n, m in state.prequential.running.items()}
+    got = {n: m.get() for n, m in state.champion.evaluation.running.items()}
     want = {type(m).__name__: m.get() for m in expected}
     assert got == want  # exact: not approx
-    assert state.prequential.n_learned == len(rows)
+    assert state.champion.n_learned == len(rows)
 
     predictions = read_topic(settings.kafka, settings.topics.predictions, len(rows))
     docs = [orjson.loads(m.value()) for m in predictions]

@@ -41,6 +41,8 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
         "STREAMER_TOPICS__PARTITIONS": str(t.partitions),
         "STREAMER_PROMETHEUS__PORT": "0",
         "STREAMER_WORKER__POLL_TIMEOUT": "0.1",
+        "STREAMER_SECURITY__SIGNING_KEY": settings.security.signing_key,
+        "STREAMER_TOPICS__CHANGELOG": settings.changelog_topic,
     }
     env.update(extra)
     return env
@@ -396,7 +398,7 @@ def test_produce_never_lets_the_broker_create_a_missing_topic(
     err = capsys.readouterr().err
     assert f"configuration error: --topic: topic {settings.topics.events!r} does not exist" in err
     assert "--create-topic" in err
-    assert kafka.topic_partitions(admin, settings.topics.events) is None
+    assert kafka.partition_count(admin, settings.topics.events) == 0
 
 
 def test_produce_creates_the_topic_with_topics_partitions_and_warns_on_another_count(
@@ -406,10 +408,10 @@ def test_produce_creates_the_topic_with_topics_partitions_and_warns_on_another_c
     admin = kafka.make_admin(settings.kafka)
     monkeypatch.setenv("STREAMER_TOPICS__PARTITIONS", "3")
     assert _produce_cli(settings, "--create-topic") == 0
-    assert kafka.topic_partitions(admin, settings.topics.events) == 3
+    assert kafka.partition_count(admin, settings.topics.events) == 3
     assert f"created topic {settings.topics.events} with 3 partition(s)" in capsys.readouterr().err
     assert _produce_cli(settings, "--create-topic", "--partitions", "2") == 0
     err = capsys.readouterr().err
     assert "already exists with 3 partition(s): --partitions 2 is ignored" in err
-    assert kafka.topic_partitions(admin, settings.topics.events) == 3
+    assert kafka.partition_count(admin, settings.topics.events) == 3
     assert len(read_topic(settings.kafka, settings.topics.events, 10)) == 10

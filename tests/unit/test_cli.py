@@ -65,8 +65,8 @@ def test_drift_reference_builds_a_pinned_reference_that_the_worker_uses(
 
     from streamer.drift.monitor import DriftMonitor
     from streamer.models import build_model
-    from streamer.prequential import Prequential
-    from streamer.testing import events_from
+    from streamer.prequential import ModelSlot, prequential
+    from streamer.testing import events_from, parsed
     from streamer.worker import Worker
 
     out = tmp_path / "ref.json"
@@ -78,7 +78,7 @@ def test_drift_reference_builds_a_pinned_reference_that_the_worker_uses(
 
     settings = load_settings()
     worker = Worker(settings)  # loads and checks the file
-    assert worker._pinned is not None and set(worker._pinned) == {
+    assert worker.pipeline.pinned is not None and set(worker.pipeline.pinned) == {
         "features",
         "predictions",
         "labels",
@@ -90,18 +90,17 @@ def test_drift_reference_builds_a_pinned_reference_that_the_worker_uses(
         task="classification",
         topic="t",
         partition=0,
-        pinned=worker._pinned,
+        pinned=worker.pipeline.pinned,
     )
-    pre = Prequential(build_model("logistic_regression"))
+    slot = ModelSlot(build_model("logistic_regression"))
+    slot.drift = mon.model_drift()
     events = list(events_from(datasets.Phishing()))[:800] * 2
     for i, e in enumerate(events):
         e.offset = i
     report_events = []
     for lo in range(0, len(events), 200):
         chunk = events[lo : lo + 200]
-        rep = mon.observe(
-            [e.x for e in chunk], [e.offset for e in chunk], chunk, pre.run(chunk), version=1
-        )
+        rep = mon.observe(parsed(chunk), prequential([slot], chunk), slot.drift, version=1)
         report_events += rep.events
     assert mon.features is not None and mon.features.ready
     assert not [e for e in report_events if e.signal == "feature" and e.level == "alarm"]
@@ -292,23 +291,31 @@ def test_example_config_prints_the_shipped_file(capsys, tmp_path):
     assert (tmp_path / "s.toml").read_text() == text
 
 
-def test_the_example_settings_list_every_drift_setting_at_its_default():
+def test_the_example_settings_list_every_setting_at_its_default():
     import tomllib
 
-    from streamer.settings import (
-        ConceptDriftSettings,
-        DriftSettings,
-        WindowDriftSettings,
-        load_settings,
-    )
+    from pydantic import BaseModel
 
-    data = tomllib.loads((ROOT / "deploy" / "streamer.toml").read_text())["drift"]
+    from streamer.settings import Settings, load_settings
 
-    def names(model):
-        return {f.alias or n for n, f in model.model_fields.items()}
+    data = tomllib.loads((ROOT / "deploy" / "streamer.toml").read_text())
 
-    assert names(DriftSettings) <= set(data)
-    assert names(ConceptDriftSettings) <= set(data["concept"])
-    assert names(WindowDriftSettings) <= set(data["windows"])
+    def missing(model: type[BaseModel], table: dict, where: str) -> list[str]:
+        out = []
+        for name, field in model.model_fields.items():
+            key = field.alias or name
+            if name == "source":
+                continue
+            if key not in table:
+                out.append(f"{where}{key}")
+            elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+                out += missing(field.annotation, table[key], f"{where}{key}.")
+        return out
+
+    assert missing(Settings, data, "") == []
     example = load_settings(ROOT / "deploy" / "streamer.toml", env={})
-    assert example.drift == load_settings(env={}).drift
+    defaults = load_settings(env={})
+    # Where the example does not show a value of its own (brokers, a schema file), it shows
+    # the default.
+    for section in ("topics", "fields", "drift", "worker", "checkpoint", "security"):
+        assert getattr(example, section) == getattr(defaults, section), section

@@ -9,7 +9,7 @@ from river import datasets, evaluate, metrics
 
 from streamer.errors import ConfigError
 from streamer.models import build_model
-from streamer.prequential import Prequential
+from streamer.prequential import ModelSlot, prequential
 from streamer.records import Event
 from streamer.testing import FakeRecord, events_from, fragile_classifier
 
@@ -24,27 +24,27 @@ from streamer.testing import FakeRecord, events_from, fragile_classifier
     ],
 )
 def test_running_metrics_equal_progressive_val_score_exactly(dataset, preset, names):
-    p = Prequential(build_model(preset, seed=1), metrics=names)
-    p.run(list(events_from(dataset())))
+    p = ModelSlot(build_model(preset, seed=1), metrics=names)
+    prequential([p], list(events_from(dataset())))
     expected = metrics.base.Metrics([getattr(metrics, n)() for n in names])
     evaluate.progressive_val_score(dataset(), build_model(preset, seed=1), expected)
-    assert {n: m.get() for n, m in p.running.items()} == {
+    assert {n: m.get() for n, m in p.evaluation.running.items()} == {
         type(m).__name__: m.get() for m in expected
     }
 
 
 def test_rolling_metric_covers_the_last_window_of_scored_events():
     window = 100
-    p = Prequential(build_model("logistic_regression"), metrics=["Accuracy"], window=window)
-    out = p.run(list(events_from(datasets.Phishing())))
+    p = ModelSlot(build_model("logistic_regression"), metrics=["Accuracy"], window=window)
+    out = prequential([p], list(events_from(datasets.Phishing())))
     hits = [float(y_pred == ev.y) for ev, y_pred, _ in out.scored if y_pred is not None]
-    assert p.rolling["Accuracy"].get() == pytest.approx(sum(hits[-window:]) / window)
+    assert p.evaluation.rolling["Accuracy"].get() == pytest.approx(sum(hits[-window:]) / window)
     assert out.errors == [1.0 - h for h in hits]
 
 
 def test_regression_errors_are_absolute():
-    p = Prequential(build_model("linear_regression"))
-    out = p.run(list(events_from(itertools.islice(datasets.TrumpApproval(), 50))))
+    p = ModelSlot(build_model("linear_regression"))
+    out = prequential([p], list(events_from(itertools.islice(datasets.TrumpApproval(), 50))))
     assert out.errors == [abs(ev.y - y) for ev, y, _ in out.scored]
     assert all(proba is None for _, _, proba in out.scored)
 
@@ -53,13 +53,13 @@ def test_regression_errors_are_absolute():
 @settings(max_examples=15, deadline=None)
 def test_batch_boundaries_do_not_change_anything(sizes):
     events = list(events_from(itertools.islice(datasets.Phishing(), 600)))
-    whole = Prequential(build_model("logistic_regression"), window=50)
-    whole.run(events)
-    split = Prequential(build_model("logistic_regression"), window=50)
+    whole = ModelSlot(build_model("logistic_regression"), window=50)
+    prequential([whole], events)
+    split = ModelSlot(build_model("logistic_regression"), window=50)
     bounds = list(itertools.accumulate(sizes))
     for lo, hi in zip([0, *bounds], [*bounds, len(events)], strict=False):
-        split.run(events[lo:hi])
-    assert split.metric_values() == whole.metric_values()
+        prequential([split], events[lo:hi])
+    assert split.evaluation.values() == whole.evaluation.values()
     assert split.n_learned == whole.n_learned == 600
 
 
@@ -67,8 +67,8 @@ def test_unlabelled_events_are_scored_not_learned():
     events = list(events_from(itertools.islice(datasets.Phishing(), 100)))
     for ev in events[50:]:
         ev.y = None
-    p = Prequential(build_model("logistic_regression"))
-    out = p.run(events)
+    p = ModelSlot(build_model("logistic_regression"))
+    out = prequential([p], events)
     assert (len(out.scored), out.labelled, p.n_learned) == (100, 50, 50)
     assert (p.first_offset_learned, p.last_offset_learned) == (0, 49)
 
@@ -77,8 +77,8 @@ def test_a_model_that_raises_dead_letters_the_event_and_goes_on():
     def ev(i, **x):
         return Event(str(i), {"a": float(i), **x}, i % 2 == 0, 0.0, i, FakeRecord(b"v", offset=i))
 
-    p = Prequential(fragile_classifier())
-    out = p.run([ev(0), ev(1, boom=1), ev(2, bang=1), ev(3)])
+    p = ModelSlot(fragile_classifier())
+    out = prequential([p], [ev(0), ev(1, boom=1), ev(2, bang=1), ev(3)])
     assert [(d.record.offset(), d.stage, d.error) for d in out.dead] == [
         (1, "score", "ZeroDivisionError"),
         (2, "learn", "ValueError"),
@@ -89,11 +89,11 @@ def test_a_model_that_raises_dead_letters_the_event_and_goes_on():
 
 def test_metric_names_are_checked_against_the_task():
     with pytest.raises(ConfigError, match="unknown River metric 'Acuracy'"):
-        Prequential(build_model("logistic_regression"), metrics=["Acuracy"])
+        ModelSlot(build_model("logistic_regression"), metrics=["Acuracy"])
     with pytest.raises(ConfigError, match="MAE does not work with a classification model"):
-        Prequential(build_model("logistic_regression"), metrics=["MAE"])
+        ModelSlot(build_model("logistic_regression"), metrics=["MAE"])
     with pytest.raises(ConfigError, match="^evaluation.metrics"):
-        Prequential(build_model("linear_regression"), metrics=["Accuracy"])
+        ModelSlot(build_model("linear_regression"), metrics=["Accuracy"])
 
 
 def test_positive_label_reaches_binary_metrics():
@@ -101,11 +101,12 @@ def test_positive_label_reaches_binary_metrics():
         Event(str(i), {"a": float(i % 3)}, "yes" if i % 3 else "no", 0.0, i, FakeRecord(b""))
         for i in range(200)
     ]
-    p = Prequential(build_model("hoeffding_tree"), metrics=["F1"], positive_label="yes")
-    p_out = p.run(events)
+    p = ModelSlot(build_model("hoeffding_tree"), metrics=["F1"], positive_label="yes")
+    p_out = prequential([p], events)
     hits = [(y_pred == "yes", ev.y == "yes") for ev, y_pred, _ in p_out.scored if y_pred]
     tp = sum(a and b for a, b in hits)
     precision = tp / sum(a for a, _ in hits)
     recall = tp / sum(b for _, b in hits)
-    assert p.running["F1"].get() == pytest.approx(2 * precision * recall / (precision + recall))
-    assert p.running["F1"].get() > 0.5
+    f1 = p.evaluation.running["F1"].get()
+    assert f1 == pytest.approx(2 * precision * recall / (precision + recall))
+    assert f1 > 0.5

@@ -73,7 +73,9 @@ def test_file_errors_name_the_file(tmp_path):
         load_settings(bad, env={})
     typo = tmp_path / "typo.toml"
     typo.write_text("[wroker]\nbatch_size = 3\n")
-    with pytest.raises(ConfigError, match=r"^wroker: unknown setting; accepted here: drift"):
+    with pytest.raises(
+        ConfigError, match=r"^wroker: unknown setting; accepted here: checkpoint, drift"
+    ):
         load_settings(typo, env={})
 
 

@@ -10,24 +10,22 @@ from streamer.drift.monitor import CLEAR_AFTER, DriftMonitor
 from streamer.drift.window import Finding, WindowMonitor
 from streamer.errors import ConfigError
 from streamer.models import build_model
-from streamer.prequential import Prequential
+from streamer.prequential import ModelSlot, prequential
 from streamer.settings import DriftSettings, FieldSettings, load_settings
 from streamer.synth import CovariateShift, concept_drift
-from streamer.testing import events_from
+from streamer.testing import events_from, parsed
 
 
 def _run(events, fields, drift=None, batch=250, preset="logistic_regression"):
     drift = drift or DriftSettings()
-    pre = Prequential(build_model(preset, categorical=bool(fields.categorical)))
-    mon = DriftMonitor(drift, fields=fields, task=pre.task, topic="t", partition=0)
+    slot = ModelSlot(build_model(preset, categorical=bool(fields.categorical)))
+    mon = DriftMonitor(drift, fields=fields, task=slot.task, topic="t", partition=0)
+    slot.drift = mon.model_drift()
     out = []
     for lo in range(0, len(events), batch):
         chunk = events[lo : lo + batch]
-        outcome = pre.run(chunk)
-        report = mon.observe(
-            [e.x for e in chunk], [e.offset for e in chunk], chunk, outcome, version=1
-        )
-        out.append(report)
+        outcome = prequential([slot], chunk)
+        out.append(mon.observe(parsed(chunk), outcome, slot.drift, version=1))
     return mon, out
 
 
@@ -103,20 +101,19 @@ def test_levels_go_down_only_after_clear_after_evaluations():
 def test_batch_boundaries_do_not_change_the_drift_events(sizes):
     events = list(events_from(concept_drift("sea", seed=5, position=3001, n=6000)))
     _, whole = _run(events, FieldSettings(), batch=500)
-    pre = Prequential(build_model("logistic_regression"))
+    slot = ModelSlot(build_model("logistic_regression"))
     mon = DriftMonitor(
         DriftSettings(), fields=FieldSettings(), task="classification", topic="t", partition=0
     )
+    slot.drift = mon.model_drift()
     split, lo = [], 0
     for size in itertools.cycle(sizes):
         if lo >= len(events):
             break
         chunk = events[lo : lo + size]
         lo += size
-        outcome = pre.run(chunk)
-        split += mon.observe(
-            [e.x for e in chunk], [e.offset for e in chunk], chunk, outcome, version=1
-        ).events
+        outcome = prequential([slot], chunk)
+        split += mon.observe(parsed(chunk), outcome, slot.drift, version=1).events
     assert split == _events(whole)
 
 
@@ -141,8 +138,9 @@ def test_disabled_signals_are_not_built():
     mon = DriftMonitor(
         s.drift, fields=FieldSettings(features=["a"]), task="classification", topic="t", partition=0
     )
-    assert (mon.concept, mon.labels, mon.schema) == (None, None, None)
-    assert mon.features is not None and mon.predictions is not None
+    model = mon.model_drift()
+    assert (model.concept, mon.labels, mon.schema) == (None, None, None)
+    assert mon.features is not None and model.predictions is not None
 
 
 def test_pinned_reference_is_used_and_required():
@@ -182,15 +180,14 @@ def test_reset_reference_collects_a_new_reference_from_the_next_events():
     stream = CovariateShift(n_features=3, shifted=["f1"], position=4001, magnitude=2.0, seed=4)
     events = list(events_from(itertools.islice(stream, 12_000)))
     fields = FieldSettings(features=stream.features, label="")
-    pre = Prequential(build_model("logistic_regression"))
+    slot = ModelSlot(build_model("logistic_regression"))
     mon = DriftMonitor(
         DriftSettings(), fields=fields, task="classification", topic="t", partition=0
     )
+    slot.drift = mon.model_drift()
 
     def feed(chunk):
-        rep = mon.observe(
-            [e.x for e in chunk], [e.offset for e in chunk], chunk, pre.run(chunk), version=1
-        )
+        rep = mon.observe(parsed(chunk), prequential([slot], chunk), slot.drift, version=1)
         return [e for e in rep.events if e.signal == "feature" and e.level == "alarm"]
 
     before = [a for lo in range(0, 6000, 500) for a in feed(events[lo : lo + 500])]
