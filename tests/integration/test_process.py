@@ -340,8 +340,10 @@ def test_run_with_max_events_prints_a_summary_text_or_json(make_settings):
     assert f"  {settings.topics.events}[0]: 201 events, model v1, next offset 201\n" in out
     assert re.search(r"\n    Accuracy 0\.\d{4}  F1 0\.\d{4}  LogLoss \d\.\d{4}\n", out)
 
-    # The same as one JSON log line, for log shippers (another group reads from the start).
+    # The same as one JSON log line, for log shippers (another group, with a changelog of its
+    # own, reads from the start).
     env["STREAMER_KAFKA__GROUP_ID"] = settings.kafka.group_id + "-json"
+    env["STREAMER_TOPICS__CHANGELOG"] = settings.changelog_topic + "-json"
     run = subprocess.run(
         [sys.executable, "-m", "streamer", "--log-format", "json", *args],
         env=env,
