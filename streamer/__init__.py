@@ -15,6 +15,9 @@ test), with the statistics and defaults the workers use:
     ``to_frame()`` (with pandas), ``to_html()``.
 :class:`ConceptDriftMonitor`, :class:`DualADWIN`, :class:`OneSidedADWIN`
     The concept drift detectors, for a model's per-event error.
+:class:`ModelSubscriber`, :class:`ModelUpdate`
+    Follow the model-update topic: verified, ready River models and their metadata, for a
+    downstream service that hot-swaps its model (``docs/lifecycle.md``).
 
 ``streamer.__version__`` is the installed version. Names are loaded on first use, so that
 ``import streamer`` (and the command) stays quick.
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
         Report,
         compare,
     )
+    from streamer.registry import ModelSubscriber, ModelUpdate
 
 __all__ = [
     "ConceptChange",
@@ -53,6 +57,8 @@ __all__ = [
     "DualADWIN",
     "Evaluation",
     "Histogram",
+    "ModelSubscriber",
+    "ModelUpdate",
     "Monitor",
     "OneSidedADWIN",
     "Report",
@@ -68,6 +74,8 @@ _LAZY = {
     "DualADWIN": "streamer.drift.concept",
     "Evaluation": "streamer.monitoring",
     "Histogram": "streamer.monitoring",
+    "ModelSubscriber": "streamer.registry",
+    "ModelUpdate": "streamer.registry",
     "Monitor": "streamer.monitoring",
     "OneSidedADWIN": "streamer.drift.concept",
     "Report": "streamer.monitoring",

@@ -21,6 +21,7 @@ import argparse
 import logging
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -282,6 +283,7 @@ def _parser() -> argparse.ArgumentParser:
     ref.add_argument("-o", "--output", required=True, metavar="FILE", help="JSON file to write")
 
     _report_parser(sub, with_config)
+    _models_parser(sub, with_config)
 
     check = sub.add_parser(
         "check-config",
@@ -350,6 +352,41 @@ def _logging_options(p: argparse.ArgumentParser, *, top: bool) -> None:
         help="text for people, json for log shippers: one object a line with time, level, "
         "logger, message and extra fields (default text)",
     )
+
+
+def _models_parser(sub: Any, with_config: Any) -> None:
+    models = sub.add_parser(
+        "models",
+        help="the model registry: list, get or watch the model-update topic",
+        description="The model-update topic is the registry: every version of every partition's\n"
+        "champion, signed. These commands verify each update (signature, SHA-256, key) before\n"
+        "using it; they need the deployment's signing key (security.signing_key).",
+        epilog="examples:\n"
+        "  streamer models list -c streamer.toml\n"
+        "  streamer models get --version 3 --partition 0 -o model.pkl\n"
+        "  streamer models watch",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    msub = models.add_subparsers(dest="models_command", required=True)
+    for name, text in (
+        ("list", "every version of every model, with parent, reason, lineage and metrics"),
+        ("get", "one verified model: its metadata, and the model pickled to a file"),
+        ("watch", "follow new updates as they are published (Ctrl-C to stop)"),
+    ):
+        sp = msub.add_parser(name, help=text, description=text)
+        with_config(sp)
+        sp.add_argument("--bootstrap-servers", help="default kafka.bootstrap_servers")
+        sp.add_argument("--topic", help="model-update topic (default topics.model_updates)")
+        sp.add_argument("--model", help="only this model name")
+        sp.add_argument("--partition", type=int, help="only this input partition")
+        if name == "get":
+            sp.add_argument("--version", type=int, required=True, help="the model version")
+            sp.add_argument("--revision", type=int, help="the revision (default: the newest)")
+            sp.add_argument("-o", "--output", help="write the model (a plain pickle) here")
+        if name == "watch":
+            sp.add_argument(
+                "--from-beginning", action="store_true", help="replay the history first"
+            )
 
 
 def _report_parser(sub: Any, with_config: Any) -> None:
@@ -664,6 +701,89 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(args: argparse.Namespace) -> int:
+    import pickle
+
+    from streamer.registry import Accepted, ModelUpdate, read_registry
+
+    overrides: dict[str, Any] = {}
+    if args.bootstrap_servers:
+        overrides["kafka"] = {"bootstrap_servers": args.bootstrap_servers}
+    if args.topic:
+        overrides["topics"] = {"model_updates": args.topic}
+    settings = _settings(args, **overrides)
+    if settings.signing_key() is None:
+        raise ConfigError(
+            "security.signing_key",
+            "model updates are verified with the deployment's signing key: set it "
+            "(STREAMER_SECURITY__SIGNING_KEY)",
+        )
+
+    def wanted(u: ModelUpdate) -> bool:
+        return (args.model is None or u.name == args.model) and (
+            args.partition is None or u.partition == args.partition
+        )
+
+    def line(u: ModelUpdate, status: str = "ok") -> str:
+        metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(u.metrics.items()))
+        parent = f"v{u.parent_version}" if u.parent_version is not None else "-"
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(u.created_at))
+        return (
+            f"{u.key:<28} v{u.version:<3} rev {u.revision:<8} parent {parent:<4} "
+            f"{u.reason:<9} {when}  offsets {u.first_offset}-{u.last_offset} "
+            f"({u.events_learned} learned)  {u.model_class}  {metrics}  [{status}]"
+        )
+
+    if args.models_command == "watch":
+        from streamer.registry import ModelSubscriber
+
+        stop: list[bool] = []
+        _stop_on_signals(lambda: stop.append(True))
+        print(f"watching {settings.topics.model_updates} (Ctrl-C to stop)", file=sys.stderr)
+        with ModelSubscriber(
+            settings,
+            name=args.model,
+            from_beginning=args.from_beginning,
+            on_refused=lambda r: print(f"REFUSED {r.key}: {r.reason}: {r.detail}", flush=True),
+        ) as sub:
+            while not stop:
+                for acc in sub.poll(0.5):
+                    if wanted(acc.update):
+                        print(line(acc.update, "verified"), flush=True)
+        return 0
+    results = read_registry(settings, verify_only=args.models_command == "list")
+    if args.models_command == "list":
+        shown = 0
+        for r in results:
+            if isinstance(r, Accepted):
+                if wanted(r.update):
+                    print(line(r.update))
+                    shown += 1
+            elif r.update is None or wanted(r.update):
+                print(f"{r.key:<28} REFUSED ({r.reason}): {r.detail}")
+        if not shown:
+            print(f"no verified model updates on {settings.topics.model_updates}", file=sys.stderr)
+        return 0
+    found = [
+        r
+        for r in results
+        if isinstance(r, Accepted)
+        and wanted(r.update)
+        and r.update.version == args.version
+        and (args.revision is None or r.update.revision == args.revision)
+    ]
+    if not found:
+        print(f"streamer: no verified update of version {args.version}", file=sys.stderr)
+        return 1
+    acc = found[-1]
+    print(line(acc.update, "verified"))
+    if args.output:
+        with open(args.output, "wb") as f:
+            pickle.dump(acc.model, f, protocol=5)
+        print(f"wrote the model to {args.output}", file=sys.stderr)
+    return 0
+
+
 def _check_config(args: argparse.Namespace) -> int:
     from streamer import kafka
     from streamer.settings import effective
@@ -735,6 +855,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "produce": _produce,
         "drift-reference": _drift_reference,
         "report": _report,
+        "models": _models,
         "check-config": _check_config,
         "example-config": _example_config,
     }

@@ -30,6 +30,7 @@ import itertools
 import logging
 import math
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -46,6 +47,7 @@ from streamer.display import (
     PartitionRow,
     Status,
     drift_line,
+    lifecycle_line,
     make_display,
 )
 from streamer.errors import ConfigError
@@ -246,6 +248,8 @@ class Story:
     samples: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
     drift: list[tuple[float, DriftEvent]] = field(default_factory=list)
     missed_drift: int = 0
+    decisions: list[tuple[float, Any]] = field(default_factory=list)
+    """Model lifecycle decisions (``streamer.lifecycle.Decision``), with when they came."""
 
     def sample(self, partition: int, offset: int, value: float) -> None:
         if math.isfinite(value):
@@ -327,6 +331,7 @@ class Demo:
         self._drift_seen = 0
         self._counts = {"alarm": 0, "warning": 0, "ok": 0}
         self._sampled: dict[int, int] = {}
+        self._last_decision: Any = None
 
     def stop(self) -> None:
         """Stop producing and let the worker finish its batch (safe from a signal handler)."""
@@ -375,7 +380,14 @@ class Demo:
                 worker.stop()
             created = worker.provision_topics()
             if created:
-                say(f"created topics: {', '.join(created)}")
+                say(
+                    textwrap.fill(
+                        ", ".join(created),
+                        WIDTH,
+                        initial_indent="created topics: ",
+                        break_on_hyphens=False,
+                    )
+                )
             self.switches.fresh = settings.topics.events in created
             if settings.prometheus.port:
                 server = MetricsServer(
@@ -474,6 +486,10 @@ class Demo:
             self.story.drift.append((now - worker.started, ev))
             switch = self.switches.last_before(ev.partition, ev.current_offsets[1])
             self.display.event(drift_line(ev, self.settings, switch), now - worker.started)
+        for decision in self._new_decisions(worker):
+            self.story.decisions.append((now - worker.started, decision))
+            switch = self.switches.last_before(decision.partition, decision.offset)
+            self.display.event(lifecycle_line(decision, switch), now - worker.started)
         final = self.events is not None and worker.processed >= self.events
         if final or self.display.due(now):
             self.display.status(self._status(worker, now), now)
@@ -485,6 +501,19 @@ class Demo:
         if new > len(recent):
             self.story.missed_drift += new - len(recent)
         return recent[-new:] if new > 0 else []
+
+    def _new_decisions(self, worker: Worker) -> list[Any]:
+        recent = list(getattr(worker, "recent_decisions", ()))
+        last = self._last_decision
+        if last is not None:
+            # Decisions are appended in order; the new ones follow the last one shown.
+            for i in range(len(recent) - 1, -1, -1):
+                if recent[i] is last:
+                    recent = recent[i + 1 :]
+                    break
+        if recent:
+            self._last_decision = recent[-1]
+        return recent
 
     def _status(self, worker: Worker, now: float) -> Status:
         rate = None
@@ -584,9 +613,13 @@ class Demo:
         steps = []
         if self.metrics_url:
             steps.append(("metrics", f"{self.metrics_url} (served while the demo runs)"))
-        steps.append(
-            ("topics", f"{t.predictions}, {t.drift_events}, {t.dead_letters} (and {t.events})")
-        )
+        outputs = [
+            t.predictions,
+            t.drift_events,
+            getattr(t, "lifecycle_events", ""),
+            t.dead_letters,
+        ]
+        steps.append(("topics", f"{', '.join(o for o in outputs if o)} (and {t.events})"))
         steps.append(("read them", f"kcat -C -b {self.broker_address} -t {t.drift_events} -e"))
         if self.embedded:
             steps.append(("keep them", "streamer demo --bootstrap-servers HOST:PORT (your Kafka)"))
@@ -667,8 +700,16 @@ def summary_lines(
         out.append(f"  … and {len(alarms) - len(shown)} more (see the drift-events topic)")
     if story.missed_drift:
         out.append(f"  ({story.missed_drift} drift events came too fast to be shown)")
+    if story.decisions:
+        n = len(story.decisions)
+        out.append(f"model lifecycle ({n} decision{'' if n == 1 else 's'})")
+        for _, decision in story.decisions[:20]:
+            switch = switches.last_before(decision.partition, decision.offset)
+            out.append(f"  {lifecycle_line(decision, switch).text}")
+        if len(story.decisions) > 20:
+            out.append(f"  … and {len(story.decisions) - 20} more (see the lifecycle topic)")
     if summary.partitions:
-        out.append("final metrics (running, since the model started)")
+        out.append("final metrics (running, since the champion started)")
         for part in summary.partitions:
             metrics = "  ".join(f"{k} {v:.4f}" for k, v in part.running.items())
             out.append(f"  p{part.partition}  {metrics}  ·  {part.events:,} events")

@@ -22,7 +22,7 @@ import math
 import os
 import shutil
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from streamer.records import DriftEvent
 from streamer.settings import Settings
@@ -36,6 +36,7 @@ __all__ = [
     "PlainDisplay",
     "Status",
     "drift_line",
+    "lifecycle_line",
     "make_display",
     "number",
 ]
@@ -56,7 +57,13 @@ class EventLine:
     text: str
 
 
-_TAGS = {"alarm": "ALARM", "warning": "warning", "ok": "cleared", "info": "info"}
+_TAGS = {
+    "alarm": "ALARM",
+    "warning": "warning",
+    "ok": "cleared",
+    "model": "model",
+    "info": "info",
+}
 
 
 def _thresholds(settings: Settings, signal: str, statistic: str) -> tuple[float, float] | None:
@@ -101,6 +108,33 @@ def drift_line(
     if switch is not None and ev.level != "ok":
         text += f" · {offset - switch[1]:,} after switch {switch[0]}"
     return EventLine(ev.level, text)
+
+
+def lifecycle_line(decision: Any, switch: tuple[int, int] | None = None) -> EventLine:
+    """The line for a model lifecycle decision (a :class:`streamer.lifecycle.Decision`).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> d = SimpleNamespace(decision="promoted", partition=0, offset=10_400, role="champion",
+    ...                     version=2, reason="promotion", test="mcnemar", statistic=0.0081,
+    ...                     gain=0.047, compared=300)
+    >>> lifecycle_line(d, (1, 10_000)).text
+    'p0 @ 10,400  promoted v2 (mcnemar p=0.0081, +0.047 over 300) · 400 after switch 1'
+    """
+    text = f"p{decision.partition} @ {decision.offset:,}  {decision.decision} v{decision.version}"
+    if decision.statistic is not None and decision.gain is not None:
+        text += (
+            f" ({decision.test} p={decision.statistic:.2g}, {decision.gain:+.3f} over "
+            f"{decision.compared})"
+        )
+    else:
+        text += f" ({decision.reason})"
+    # How long after the switch a challenger started or won; a retirement is the end of a
+    # fixed wait, not a reaction to the stream.
+    if switch is not None and decision.decision != "retired":
+        text += f" · {decision.offset - switch[1]:,} after switch {switch[0]}"
+    return EventLine("model", text)
 
 
 def number(v: float) -> str:
@@ -180,6 +214,7 @@ class PlainDisplay:
 
 
 _COLOURS = {
+    "model": "\x1b[1;36m",
     "alarm": "\x1b[1;31m",
     "warning": "\x1b[33m",
     "ok": "\x1b[32m",

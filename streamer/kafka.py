@@ -15,6 +15,7 @@ from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
+    OFFSET_END,
     OFFSET_INVALID,
     Consumer,
     KafkaError,
@@ -125,8 +126,11 @@ def make_consumer(
     return consumer
 
 
-def make_reader(kafka: KafkaSettings, topic: str, *, timeout: float = 30.0) -> Consumer:
-    """A consumer outside any group, assigned every partition of ``topic`` from the start.
+def make_reader(
+    kafka: KafkaSettings, topic: str, *, timeout: float = 30.0, from_end: bool = False
+) -> Consumer:
+    """A consumer outside any group, assigned every partition of ``topic`` from the start
+    (or, ``from_end``, from the end: only what is written from now on).
 
     For tools and tests that read a whole topic: no group join, so no rebalance delay.
     """
@@ -136,13 +140,15 @@ def make_reader(kafka: KafkaSettings, topic: str, *, timeout: float = 30.0) -> C
         "group.id": "streamer-reader",
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
     }
     consumer: Consumer = _checked(Consumer, conf, "consumer")
     md = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
     if md is None or md.error is not None or not md.partitions:
         consumer.close()
         raise BrokerError(f"topic {topic!r} does not exist")
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(md.partitions)])
+    start = OFFSET_END if from_end else OFFSET_BEGINNING
+    consumer.assign([TopicPartition(topic, p, start) for p in sorted(md.partitions)])
     return consumer
 
 

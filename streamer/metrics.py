@@ -116,6 +116,25 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.lifecycle = Counter(
+            "streamer_lifecycle_decisions",
+            "Model lifecycle decisions (challenger_started, promoted, rolled_back, "
+            "challenger_dropped, retired).",
+            ["topic", "partition", "model", "decision"],
+            registry=r,
+        )
+        self.model_updates = Counter(
+            "streamer_model_updates_published",
+            "Model updates published to the model-update topic, by reason.",
+            ["model", "reason"],
+            registry=r,
+        )
+        self.model_update_failures = Counter(
+            "streamer_model_update_failures",
+            "Model updates that could not be published (too_large, pickle).",
+            ["model", "reason"],
+            registry=r,
+        )
         self.restores = Counter(
             "streamer_restores",
             "Partition states taken on at assignment, by where they came from (changelog: a "

@@ -31,6 +31,7 @@ from streamer.resources import load_avsc
 __all__ = [
     "DEAD_LETTER_HEADER_PREFIX",
     "DRIFT_EVENT_SCHEMA",
+    "LIFECYCLE_EVENT_SCHEMA",
     "PREDICTION_SCHEMA",
     "Emitter",
     "Sink",
@@ -46,6 +47,10 @@ PREDICTION_SCHEMA: dict[str, Any] = load_avsc("prediction")
 
 #: Avro schema of drift events (``output.format = "avro"``), from ``drift_event.avsc``.
 DRIFT_EVENT_SCHEMA: dict[str, Any] = load_avsc("drift_event")
+
+#: Avro schema of lifecycle events (``output.format = "avro"``), from
+#: ``lifecycle_event.avsc``. JSON output carries the same fields.
+LIFECYCLE_EVENT_SCHEMA: dict[str, Any] = load_avsc("lifecycle_event")
 
 
 class Sink(Protocol):
@@ -93,6 +98,7 @@ class Emitter:
         predictions_topic: str,
         dead_letters_topic: str,
         drift_events_topic: str = "drift-events",
+        lifecycle_topic: str = "lifecycle-events",
         fmt: str = "json",
         model: str = "champion",
     ) -> None:
@@ -100,11 +106,15 @@ class Emitter:
         self.predictions_topic = predictions_topic
         self.dead_letters_topic = dead_letters_topic
         self.drift_events_topic = drift_events_topic
+        self.lifecycle_topic = lifecycle_topic
         self.model = model
         self._avro = fmt == "avro"
         self._encoder: Encoder = AvroEncoder(PREDICTION_SCHEMA) if self._avro else JsonEncoder()
         self._drift_encoder: Encoder = (
             AvroEncoder(DRIFT_EVENT_SCHEMA) if self._avro else JsonEncoder()
+        )
+        self._lifecycle_encoder: Encoder = (
+            AvroEncoder(LIFECYCLE_EVENT_SCHEMA) if self._avro else JsonEncoder()
         )
 
     def predictions(
@@ -113,12 +123,15 @@ class Emitter:
         partition: int,
         scored: Sequence[tuple[Event, Any, dict[Any, float] | None]],
         version: int,
+        *,
+        model: str | None = None,
+        role: str = "champion",
     ) -> int:
         """Produce one prediction per scored event, keyed by event id; return how many."""
         produce = self.sink.produce
         out_topic = self.predictions_topic
         encode = self._encoder.encode
-        model = self.model
+        model = model or self.model
         avro = self._avro
         for ev, y_pred, proba in scored:
             doc = {
@@ -129,6 +142,7 @@ class Emitter:
                 "time": ev.time,
                 "model": model,
                 "version": version,
+                "role": role,
                 "prediction": y_pred,
                 "proba": proba or None,
                 "label": ev.y,
@@ -147,6 +161,15 @@ class Emitter:
         for ev in events:
             key = f"{ev.topic}/{ev.partition}".encode()
             self.sink.produce(self.drift_events_topic, encode(ev.as_dict()), key)
+
+    def lifecycle(self, decisions: Sequence[Any], *, time: float) -> None:
+        """Produce lifecycle decisions keyed by ``topic/partition`` (in order per partition)."""
+        encode = self._lifecycle_encoder.encode
+        for d in decisions:
+            doc = {**d.as_dict(), "time": time}
+            self.sink.produce(
+                self.lifecycle_topic, encode(doc), f"{d.topic}/{d.partition}".encode()
+            )
 
     def dead_letters(self, dead: Sequence[DeadLetter]) -> None:
         """Produce each dead letter with its original key and value and the context headers."""

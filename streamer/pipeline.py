@@ -19,7 +19,7 @@ Examples
 >>> state = pipeline.new_state("events", 0)
 >>> rows = [{"id": i, "x": float(i % 7), "label": i % 2 == 0} for i in range(100)]
 >>> out = pipeline.process(state, list(json_records(rows)))
->>> len(out.predictions[0].scored), state.next_offset, state.champion.n_learned
+>>> sum(len(s.scored) for s in out.predictions), state.next_offset, state.champion.n_learned
 (100, 100, 100)
 """
 
@@ -32,6 +32,7 @@ from typing import Any
 from streamer.decode import make_decoder
 from streamer.drift.monitor import load_reference
 from streamer.drift.window import Finding
+from streamer.lifecycle import Decision, Lifecycle
 from streamer.prequential import Outcome, SlotOutcome, prequential
 from streamer.records import DeadLetter, DriftEvent, Event, Record
 from streamer.settings import Settings
@@ -43,10 +44,14 @@ __all__ = ["Pipeline", "Processed", "Segment"]
 
 @dataclass(slots=True)
 class Segment:
-    """Events scored under one champion: its version, and what each slot predicted."""
+    """Events scored under one champion: its version, and what each slot predicted.
+
+    ``slots`` holds ``(role, name, version)`` of each slot of ``outcome``, in order.
+    """
 
     version: int
     outcome: Outcome
+    slots: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
     def scored(self) -> list[tuple[Event, Any, dict[Any, float] | None]]:
@@ -63,7 +68,7 @@ class Processed:
     drift_events: list[DriftEvent] = field(default_factory=list)
     statistics: list[tuple[str, Finding]] = field(default_factory=list)
     concept_states: list[int] = field(default_factory=list)
-    decisions: list[Any] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
     events: int = 0
     labelled: int = 0
     learned: int = 0
@@ -105,16 +110,19 @@ class Pipeline:
             if s.drift.enabled and w.reference == "pinned"
             else None
         )
+        self.lifecycle = Lifecycle(s) if s.lifecycle.enabled else None
         # Built once here so that a bad model, metric, detector or window setting stops the
         # worker at start-up.
         probe = self.new_state("", -1)
         self.task = probe.champion.task
         self.validator = Validator(s.fields, task=self.task)
-        self.lifecycle: Any = None
 
     def new_state(self, topic: str, partition: int) -> PartitionState:
         """What a partition starts with when no checkpoint of it exists."""
-        return new_state(self.settings, topic, partition, pinned=self.pinned)
+        state = new_state(self.settings, topic, partition, pinned=self.pinned)
+        if self.lifecycle is not None:
+            self.lifecycle.attach(state)
+        return state
 
     def process(self, state: PartitionState, records: Sequence[Record]) -> Processed:
         """Run a partition's records (offset order, not yet in the state) through the stages.
@@ -140,15 +148,19 @@ class Pipeline:
     def _segments(self, state: PartitionState, parsed: Parsed) -> list[Parsed]:
         """The batch cut where lifecycle decisions fall (one piece without a lifecycle)."""
         lifecycle = self.lifecycle
-        if lifecycle is None or not parsed.events:
+        if lifecycle is None or not parsed.decoded:
             return [parsed]
-        pieces: list[Parsed] = lifecycle.cut(state, parsed)
-        return pieces
+        return lifecycle.cut(state, parsed)
 
     def _run(self, state: PartitionState, parsed: Parsed, out: Processed) -> None:
+        lifecycle = self.lifecycle
+        if lifecycle is not None:
+            first = parsed.decoded_offsets[0] if parsed.decoded_offsets else parsed.events[0].offset
+            out.decisions.extend(lifecycle.before(state, first))
         champion = state.champion
+        slots = [(s.role, s.name, s.version) for s in state.slots]
         outcome = prequential(state.slots, parsed.events)
-        out.predictions.append(Segment(champion.version, outcome))
+        out.predictions.append(Segment(champion.version, outcome, slots))
         out.dead.extend(outcome.dead)
         c: SlotOutcome = outcome.champion
         out.labelled += c.labelled
@@ -159,5 +171,5 @@ class Pipeline:
             out.drift_events.extend(report.events)
             out.statistics.extend(report.statistics)
             out.concept_states.extend(report.concept_states)
-        if self.lifecycle is not None:
-            out.decisions.extend(self.lifecycle.step(state, parsed, outcome, report))
+        if lifecycle is not None:
+            lifecycle.observe(state, outcome, report)

@@ -31,6 +31,7 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ __all__ = [
     "make_metric",
     "prequential",
 ]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_METRICS = {
     "classification": ["Accuracy", "F1", "LogLoss"],
@@ -198,7 +201,8 @@ class ModelSlot:
         The drift detectors that belong to the model (its error, its predictions): set by the
         partition for its champion, None for models in shadow.
     failure
-        The error that stopped a model in shadow, or None.
+        The error that stopped a model in shadow, or that poisoned the champion (a non-finite
+        output), or None.
     """
 
     def __init__(
@@ -347,6 +351,10 @@ def prequential(slots: Sequence[ModelSlot], events: Sequence[Event]) -> Outcome:
             y_pred, proba = score(x)
         except Exception as exc:
             dead.append(_model_error(ev, "score", exc))
+            if isinstance(exc, ModelOutputError) and champion.failure is None:
+                # A poisoned model stays poisoned: the lifecycle replaces it.
+                champion.failure = f"score at offset {ev.offset}: {exc}"[:500]
+                log.error("champion v%d is poisoned: %s", champion.version, exc)
             continue
         c_scored.append((ev, y_pred, proba))
         shadow_preds = [_score_shadow(s, o, ev) for s, o in shadow] if shadow else ()

@@ -21,8 +21,9 @@ from typing import Any
 
 __all__ = ["SCHEMAS", "example_settings", "example_settings_path", "load_avsc", "schema_path"]
 
-#: The schemas shipped: outputs (``prediction``, ``drift_event``) and an input example.
-SCHEMAS = ("drift_event", "phishing", "prediction")
+#: The schemas shipped: outputs (``prediction``, ``drift_event``, ``lifecycle_event``,
+#: ``model_update``) and an input example (``phishing``).
+SCHEMAS = ("drift_event", "lifecycle_event", "model_update", "phishing", "prediction")
 
 
 def _file(*parts: str) -> Path:

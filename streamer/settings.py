@@ -42,6 +42,7 @@ from streamer.drift import defaults as drift_defaults
 from streamer.errors import ConfigError
 
 __all__ = [
+    "ChallengerSettings",
     "CheckpointSettings",
     "ConceptDriftSettings",
     "DriftSettings",
@@ -49,7 +50,9 @@ __all__ = [
     "FieldSettings",
     "InputSettings",
     "KafkaSettings",
+    "LifecycleSettings",
     "ModelSettings",
+    "ModelUpdateSettings",
     "OutputSettings",
     "PrometheusSettings",
     "SecuritySettings",
@@ -118,6 +121,9 @@ class TopicSettings(_Section):
     changelog per consumer group, as Kafka Streams names its changelogs)."""
     model_updates: str = "model-updates"
     """Compacted topic of signed model snapshots that downstream services subscribe to."""
+    lifecycle_events: str = "lifecycle-events"
+    """Decisions of the model lifecycle: challengers started and dropped, promotions,
+    rollbacks."""
     create: bool = True
     """Create missing topics at start-up (never alters existing ones)."""
     partitions: int = Field(3, ge=1)
@@ -129,7 +135,7 @@ class TopicSettings(_Section):
         for n in names:
             if not n:
                 raise ValueError("topic names must not be empty")
-        names += [n for n in (self.changelog, self.model_updates) if n]
+        names += [n for n in (self.changelog, self.model_updates, self.lifecycle_events) if n]
         if len(set(names)) != len(names):
             raise ValueError(f"topics must be distinct, got {names}")
         return self
@@ -329,6 +335,69 @@ class CheckpointSettings(_Section):
     """Largest state (decompressed) a restore accepts."""
 
 
+class ChallengerSettings(_Section):
+    """An alternative model run in shadow beside the champion, as a permanent contender."""
+
+    name: str
+    """Its name in metrics, lifecycle events and (once promoted) model updates."""
+    preset: str
+    """A preset name or ``package.module:factory``, as ``model.preset``."""
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+def _both_levels() -> list[Literal["warning", "alarm"]]:
+    return ["warning", "alarm"]
+
+
+class LifecycleSettings(_Section):
+    """Challengers in shadow, promotion on evidence, automatic rollback (see docs/lifecycle.md)."""
+
+    enabled: bool = True
+    retrain_on: list[Literal["warning", "alarm"]] = Field(default_factory=_both_levels)
+    """Concept-drift levels of the champion that start a fresh challenger (empty: never)."""
+    challengers: list[ChallengerSettings] = Field(default_factory=list)
+    """Alternative models, in shadow from the start."""
+    step: int = Field(20, ge=1, le=100_000)
+    """Decisions are taken every this many offsets of a partition."""
+    window: int = Field(300, ge=10)
+    """Labelled events compared (paired, the most recent ones) when testing a model in shadow
+    against the champion."""
+    min_compared: int = Field(100, ge=1)
+    """Fewest paired events before a test can promote or roll back."""
+    margin: float = Field(0.03, ge=0)
+    """Error a challenger must save per event over the window to win: accuracy points for a
+    classifier, a share of the champion's mean absolute error for a regressor."""
+    alpha: float = Field(0.01, gt=0, lt=1)
+    """Significance of the paired test (McNemar for classifiers, paired t for regressors)."""
+    challenger_events: int = Field(5000, ge=1)
+    """A challenger started on drift that has not won after this many events is dropped."""
+    keep_previous: int = Field(5000, ge=1)
+    """Events the previous champion stays in shadow after a promotion, for a rollback."""
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> LifecycleSettings:
+        names = [c.name for c in self.challengers]
+        if len(set(names)) != len(names) or any(not n for n in names):
+            raise ValueError(f"challenger names must be distinct and not empty, got {names}")
+        if self.min_compared > self.window:
+            raise ValueError(f"min_compared ({self.min_compared}) is above window ({self.window})")
+        return self
+
+
+class ModelUpdateSettings(_Section):
+    """Signed model snapshots on the model-update topic, for downstream services."""
+
+    publish: bool = True
+    every_events: int = Field(10_000, ge=1)
+    """Publish a partition's champion after this many events learned since its last update..."""
+    every_seconds: float = Field(300.0, gt=0)
+    """...or this many seconds; and at every promotion and rollback."""
+    chunk_bytes: int = Field(512 * 1024, ge=1024, le=64 * 1024 * 1024)
+    """A payload larger than this is split into several records (under message.max.bytes)."""
+    max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    """A model larger than this (compressed) is not published: an error and a metric."""
+
+
 class SecuritySettings(_Section):
     """Signing of checkpoints and model updates (HMAC-SHA256)."""
 
@@ -372,6 +441,8 @@ class WorkerSettings(_Section):
 class OutputSettings(_Section):
     format: Literal["json", "avro"] = "json"
     """Encoding of predictions: JSON, or Avro with schemas/prediction.avsc."""
+    shadow_predictions: bool = False
+    """Also publish the predictions of the models in shadow (``role`` tells them apart)."""
 
 
 class PrometheusSettings(_Section):
@@ -393,6 +464,8 @@ class Settings(_Section):
     prometheus: PrometheusSettings = PrometheusSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()
     security: SecuritySettings = SecuritySettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
+    models: ModelUpdateSettings = ModelUpdateSettings()
 
     # The file the settings came from; relative paths in it are resolved against its folder.
     source: str = ""

@@ -90,7 +90,9 @@ class PartitionState:
     ``slots[0]`` is the champion; ``next_offset`` the offset of the next record to read (the
     state reflects every record before it); ``events`` the records processed (dead letters
     included); ``checkpoint_seq`` the sequence number of the last checkpoint written or
-    restored; ``versions`` the highest model version minted for this partition.
+    restored; ``versions`` the highest model version minted for this partition; ``lifecycle``
+    the lifecycle policy's bookkeeping; ``published`` the (version, revision) of the last model
+    update published.
     """
 
     topic: str
@@ -102,6 +104,7 @@ class PartitionState:
     checkpoint_seq: int = 0
     versions: int = 1
     lifecycle: Any = None
+    published: tuple[int, int] | None = None
 
     @property
     def champion(self) -> ModelSlot:
@@ -115,9 +118,9 @@ class PartitionState:
 def new_slot(settings: Settings, **kwargs: Any) -> ModelSlot:
     """A fresh, seeded model with its metrics, as ``[model]`` and ``[evaluation]`` say."""
     e = settings.evaluation
+    kwargs.setdefault("name", settings.model.name)
     return ModelSlot(
         model_from_settings(settings),
-        name=settings.model.name,
         metrics=e.metrics,
         window=e.window,
         positive_label=e.positive_label,
@@ -160,8 +163,11 @@ def new_state(
 
 def library_versions() -> dict[str, str]:
     """Versions of Python and of the libraries a pickled model depends on."""
-    out = {"python": platform.python_version()}
-    for dist in ("streamer", "river", "numpy"):
+    from streamer._version import __version__
+
+    # streamer's distribution is streamer-drift: its version comes from there.
+    out = {"python": platform.python_version(), "streamer": __version__}
+    for dist in ("river", "numpy"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -90,7 +90,7 @@ class RunSummary:
         predictions   1,190
         dead letters  10: validate/wrong_type 10
         drift events  1 alarm (concept 1), 2 warnings, 1 cleared
-        final metrics (running, since the model started)
+        final metrics (running, since the champion started)
           events[0]: 1,200 events, model v1, next offset 1,200
             Accuracy 0.9123
         """
@@ -109,7 +109,7 @@ class RunSummary:
             + f", {self.drift_events.get('ok', 0)} cleared"
         )
         if self.partitions:
-            out.append("final metrics (running, since the model started)")
+            out.append("final metrics (running, since the champion started)")
         for p in self.partitions:
             where = f"{p.events:,} events, model v{p.version}"
             if p.next_offset is not None:

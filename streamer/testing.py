@@ -7,7 +7,7 @@ users can test their own model factories the same way.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +19,13 @@ from streamer.records import Event, Headers, MemoryRecord
 __all__ = [
     "FakeRecord",
     "FragileClassifier",
+    "HintClassifier",
     "ListSink",
     "Reference",
     "events_from",
     "json_records",
     "parsed",
+    "read_committed_values",
     "read_topic",
     "read_until",
     "wait_for",
@@ -246,3 +248,159 @@ def reference_run(
 
 def _json_round_trip(doc: Mapping[str, Any]) -> Any:
     return orjson.loads(orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS))
+
+
+class HintClassifier(base.Classifier):
+    """A classifier that believes a hint: it predicts the boolean in feature ``hint`` (with
+    probability 0.9) and learns nothing.
+
+    For testing the model lifecycle on constructed streams, where the data decides which model
+    is right when: use it as ``model.preset = "streamer.testing:hint_classifier"`` with
+    ``[model.params] hint = "a"``, and a challenger with ``hint = "b"``.
+    """
+
+    def __init__(self, hint: str = "hint") -> None:
+        self.hint = hint
+
+    def learn_one(self, x: dict[Any, Any], y: Any, **kwargs: Any) -> None:
+        pass
+
+    def predict_proba_one(self, x: dict[Any, Any], **kwargs: Any) -> dict[Any, float]:
+        p = 0.9 if x.get(self.hint) else 0.1
+        return {False: 1.0 - p, True: p}
+
+
+def hint_classifier(hint: str = "hint", seed: int = 0) -> HintClassifier:
+    """A :class:`HintClassifier` (a ``module:factory`` for settings)."""
+    return HintClassifier(hint)
+
+
+def hinted_rows(
+    n: int, spans: Sequence[tuple[int, float, float]], *, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Rows whose hints ``a`` and ``b`` are right with given probabilities over spans of offsets.
+
+    ``spans`` holds ``(start offset, P(a is right), P(b is right))``, in order; labels are
+    fair coins and one noise feature goes with them.
+    """
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        _, pa, pb = [s for s in spans if s[0] <= i][-1]
+        y = rng.random() < 0.5
+        a = y if rng.random() < pa else not y
+        b = y if rng.random() < pb else not y
+        rows.append({"id": f"e{i}", "a": a, "b": b, "noise": rng.random(), "label": y})
+    return rows
+
+
+def read_committed_values(bootstrap: str, topic: str, partition: int = 0) -> list[bytes | None]:
+    """The values of ``topic[partition]`` that belong to committed transactions (or to no
+    transaction), read with Kafka's own rule: a transactional record counts once the
+    transaction marker that follows it says commit.
+
+    A ``read_committed`` consumer relies on the broker listing aborted transactions in its
+    fetch responses; the embedded Tansu 0.6 broker always lists none, so its consumers show
+    aborted records too. This reader fetches the raw record batches (Fetch v4,
+    ``read_uncommitted``) from a single-broker cluster and applies the markers itself.
+    Uncompressed batches only (the worker's default).
+    """
+    import socket
+    import struct
+
+    host, _, port = bootstrap.partition(",")[0].rpartition(":")
+
+    def string(s: str) -> bytes:
+        b = s.encode()
+        return struct.pack(">h", len(b)) + b
+
+    def varint(buf: bytes, i: int) -> tuple[int, int]:
+        shift = value = 0
+        while True:
+            byte = buf[i]
+            i += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return (value >> 1) ^ -(value & 1), i
+
+    def fetch(sock: socket.socket, offset: int) -> bytes:
+        body = struct.pack(">iiiib", -1, 100, 1, 64 << 20, 0) + struct.pack(">i", 1)
+        body += string(topic) + struct.pack(">iiqi", 1, partition, offset, 64 << 20)
+        request = struct.pack(">hhi", 1, 4, 7) + string("streamer-test") + body
+        sock.sendall(struct.pack(">i", len(request)) + request)
+        size = struct.unpack(">i", _recv(sock, 4))[0]
+        resp = _recv(sock, size)
+        i = 4 + 4 + 4  # correlation id, throttle time, topics count
+        i += 2 + struct.unpack_from(">h", resp, i)[0] + 4  # topic name, partitions count
+        _, error = struct.unpack_from(">ih", resp, i)
+        if error:
+            raise RuntimeError(f"fetch error {error} on {topic}[{partition}]")
+        i += 4 + 2 + 8 + 8
+        aborted = struct.unpack_from(">i", resp, i)[0]
+        i += 4 + max(aborted, 0) * 16
+        length = struct.unpack_from(">i", resp, i)[0]
+        return resp[i + 4 : i + 4 + length]
+
+    pending: dict[int, list[bytes | None]] = {}  # producer id -> values of its open txn
+    out: list[bytes | None] = []
+    offset = 0
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        while True:
+            data = fetch(sock, offset)
+            i, moved = 0, False
+            while i + 61 <= len(data):
+                base, length = struct.unpack_from(">qi", data, i)
+                if i + 12 + length > len(data):
+                    break  # a partial batch at the end of the response
+                attributes = struct.unpack_from(">h", data, i + 21)[0]
+                last_delta = struct.unpack_from(">i", data, i + 23)[0]
+                producer = struct.unpack_from(">q", data, i + 43)[0]
+                count = struct.unpack_from(">i", data, i + 57)[0]
+                if attributes & 0x07:
+                    raise RuntimeError("compressed batches are not supported here")
+                j, values = i + 61, []
+                for _ in range(count):
+                    _, j = varint(data, j)  # record length
+                    j += 1  # attributes
+                    _, j = varint(data, j)  # timestamp delta
+                    _, j = varint(data, j)  # offset delta
+                    klen, j = varint(data, j)
+                    key = data[j : j + klen] if klen >= 0 else None
+                    j += max(klen, 0)
+                    vlen, j = varint(data, j)
+                    values.append(data[j : j + vlen] if vlen >= 0 else None)
+                    j += max(vlen, 0)
+                    headers, j = varint(data, j)
+                    for _ in range(headers):
+                        hk, j = varint(data, j)
+                        j += hk
+                        hv, j = varint(data, j)
+                        j += max(hv, 0)
+                    if attributes & 0x20 and key is not None:  # a transaction marker
+                        committed = struct.unpack_from(">h", key, 2)[0] == 1
+                        done = pending.pop(producer, [])
+                        if committed:
+                            out.extend(done)
+                if not attributes & 0x20:
+                    if attributes & 0x10:
+                        pending.setdefault(producer, []).extend(values)
+                    else:
+                        out.extend(values)
+                offset = base + last_delta + 1
+                i += 12 + length
+                moved = True
+            if not moved:
+                return out
+
+
+def _recv(sock: Any, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("the broker closed the connection")
+        buf += chunk
+    return buf

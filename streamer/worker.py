@@ -33,12 +33,17 @@ from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
 from typing import Any, cast
 
+import orjson
+
 from streamer import kafka
+from streamer.decode import AvroEncoder
 from streamer.errors import ConfigError, DeliveryError, PayloadError, StreamerError
+from streamer.lifecycle import Decision
 from streamer.metrics import Metrics
 from streamer.outputs import Emitter
 from streamer.pipeline import Pipeline, Processed
 from streamer.records import DriftEvent, Record
+from streamer.registry import MODEL_UPDATE_SCHEMA, ModelUpdate, update_records
 from streamer.settings import Settings
 from streamer.signing import Signer, dumps, loads
 from streamer.state import PartitionState, checkpoint_records, restore_all
@@ -161,6 +166,13 @@ class Worker:
         self.drift_total = 0
         # The latest drift events, for people watching (the demo prints them).
         self.recent_drift: deque[DriftEvent] = deque(maxlen=50)
+        self.recent_decisions: deque[Decision] = deque(maxlen=50)
+        self._published_at: dict[TopicPartition, float] = {}
+        self._publishing = s.models.publish and self.signer is not None
+        self.settings_hash = s.digest()
+        self._manifest_encoder = (
+            AvroEncoder(MODEL_UPDATE_SCHEMA).encode if s.output.format == "avro" else None
+        )
         self.started = time.monotonic()
         self.health = Health()
         self._source: kafka.KafkaSource | None = None
@@ -183,11 +195,19 @@ class Worker:
         admin = kafka.make_admin(self.settings.kafka)
         created = kafka.ensure_topics(
             admin,
-            [t.events, t.predictions, t.dead_letters, t.drift_events],
+            [t.events, t.predictions, t.dead_letters, t.drift_events, t.lifecycle_events],
             partitions=t.partitions,
             replication_factor=t.replication_factor,
         )
         compacted = {"cleanup.policy": "compact"}
+        if self.settings.models.publish:
+            created += kafka.ensure_topics(
+                admin,
+                [t.model_updates],
+                partitions=t.partitions,
+                replication_factor=t.replication_factor,
+                configs={t.model_updates: compacted},
+            )
         partitions = kafka.partition_count(admin, t.events) or t.partitions
         if self.checkpoints:
             created += kafka.ensure_topics(
@@ -225,30 +245,45 @@ class Worker:
                 log.warning("%s[%d]: checkpoint refused (%s): %s", *key, reason, detail)
                 m.checkpoint_failures.labels(reason).inc()
             saved = restorer.newest_offset if restorer is not None else None
+            kept_at = kept.next_offset if kept is not None else None
             state: PartitionState | None = None
             source = "fresh"
-            if (
-                kept is not None
-                and kept.next_offset is not None
-                and (saved is None or kept.next_offset >= saved)
+            restored = None
+            if restorer is not None and saved is not None and (kept_at is None or saved > kept_at):
+                restored = restorer.best()  # unpickled only when it is the better candidate
+            if restored is not None and (
+                kept_at is None or (restored.state.next_offset or 0) > kept_at
             ):
+                state, source = restored.state, "changelog"
+                self._last_checkpoint[key] = (state.events, time.monotonic())
+                m.checkpoint_bytes.labels(*_labels(key)).set(restored.bytes)
+                m.checkpoint_time.labels(*_labels(key)).set(restored.manifest["created_at"])
+            elif kept is not None and kept_at is not None:
                 state, source = kept, "memory"
-            elif restorer is not None and saved is not None:
-                restored = restorer.best()
-                if restored is not None:
-                    state, source = restored.state, "changelog"
-                    self._last_checkpoint[key] = (state.events, time.monotonic())
-                    m.checkpoint_bytes.labels(*_labels(key)).set(restored.bytes)
-                    m.checkpoint_time.labels(*_labels(key)).set(restored.manifest["created_at"])
+            start: int | None
             if state is None:
                 state = self.pipeline.new_state(*key)
                 committed = self._committed.get(key, -1001)
-                log.info(
-                    "%s[%d]: no checkpoint to restore: a new model, from %s",
-                    *key,
-                    f"committed offset {committed}" if committed >= 0 else "the start",
-                )
+                if self.checkpoints and committed > 0:
+                    # A new model belongs at the start of the partition: it learns what was
+                    # processed before (killed before a first checkpoint, or checkpoints
+                    # refused) again, without emitting its outputs again.
+                    start = kafka.OFFSET_BEGINNING
+                    log.info(
+                        "%s[%d]: no checkpoint to restore: a new model, learning from the "
+                        "start of the partition (outputs resume at the committed offset %d)",
+                        *key,
+                        committed,
+                    )
+                else:
+                    start = None
+                    log.info(
+                        "%s[%d]: no checkpoint to restore: a new model, from %s",
+                        *key,
+                        f"committed offset {committed}" if committed >= 0 else "the start",
+                    )
             else:
+                start = state.next_offset
                 log.info(
                     "%s[%d]: restored from %s at offset %d (model v%d, %d events learned)",
                     *key,
@@ -260,7 +295,7 @@ class Worker:
             m.restores.labels(*_labels(key), source).inc()
             self._last_checkpoint.setdefault(key, (state.events, time.monotonic()))
             self.states[key] = state
-            starts[key] = state.next_offset
+            starts[key] = start
         return starts
 
     def _read_changelog(self, keys: list[TopicPartition]) -> dict[TopicPartition, Any]:
@@ -288,15 +323,20 @@ class Worker:
         # outputs are delivered and its offset committed, or in the current transaction.
         # Checkpoint what moved since the last checkpoint, so the next owner starts there.
         mine = [k for k in keys if k in self.states]
+        saved = False
         if mine and self._sink is not None:
             try:
                 self._deliver(self._positions(mine), mine, force=True)
+                saved = self.checkpoints
             except StreamerError as exc:
                 log.warning("could not checkpoint revoked partitions %s: %s", mine, exc)
         if self._closing:
             return  # the final revoke: keep the states readable after run() returns
         for key in mine:
-            self._parked[key] = self.states.pop(key)
+            state = self.states.pop(key)
+            if not saved:
+                # Not in the changelog: kept, in case the partition comes back to us.
+                self._parked[key] = state
         self.metrics.assigned.set(len(self.states))
         log.info("revoked %s", sorted(keys))
 
@@ -342,6 +382,7 @@ class Worker:
             predictions_topic=s.topics.predictions,
             dead_letters_topic=s.topics.dead_letters,
             drift_events_topic=s.topics.drift_events,
+            lifecycle_topic=s.topics.lifecycle_events,
             fmt=s.output.format,
             model=s.model.name,
         )
@@ -440,9 +481,10 @@ class Worker:
                 # Replaying to rebuild the state: outputs below the committed offset were
                 # delivered before it was committed.
                 result.suppress_below(replayed)
-            for segment in result.predictions:
-                emitter.predictions(topic, partition, segment.scored, segment.version)
+            self._emit_predictions(topic, partition, result)
             emitter.dead_letters(result.dead)
+            if result.decisions:
+                self._decided(state, result)
             if result.drift_events:
                 emitter.drift_events(result.drift_events)
                 self.drift_total += len(result.drift_events)
@@ -452,6 +494,7 @@ class Worker:
                 dead_tally[(d.stage, d.reason)] += 1
             self.dead_total += len(result.dead)
             self._export(state, result)
+            self._publish_if_due(state)
         try:
             self._deliver(next_offsets, self._due(next_offsets))
         except DeliveryError as exc:
@@ -470,6 +513,132 @@ class Worker:
         self.processed += len(records)
         if self.on_batch is not None:
             self.on_batch(self)
+
+    def _emit_predictions(self, topic: str, partition: int, result: Processed) -> None:
+        shadows = self.settings.output.shadow_predictions
+        for segment in result.predictions:
+            self.emitter.predictions(topic, partition, segment.scored, segment.version)
+            if shadows:
+                for (role, name, version), out in zip(
+                    segment.slots[1:], segment.outcome.slots[1:], strict=True
+                ):
+                    self.emitter.predictions(
+                        topic, partition, out.scored, version, model=name, role=role
+                    )
+
+    def _decided(self, state: PartitionState, result: Processed) -> None:
+        """Lifecycle decisions: on their topic, in a metric, in the log; and a model update
+        when the champion changed."""
+        self.emitter.lifecycle(result.decisions, time=time.time())
+        topic, part = _labels(state.key)
+        for d in result.decisions:
+            self.metrics.lifecycle.labels(topic, part, d.model, d.decision).inc()
+            self.recent_decisions.append(d)
+            test = (
+                f" ({d.test} p={d.statistic:.2g}, {d.gain:+.3f} over {d.compared} events)"
+                if d.statistic is not None and d.gain is not None
+                else ""
+            )
+            log.info(
+                "%s[%d] at offset %d: %s %s v%d (%s)%s",
+                topic,
+                state.partition,
+                d.offset,
+                d.decision,
+                d.role,
+                d.version,
+                d.reason,
+                test,
+            )
+        changed = [d for d in result.decisions if d.decision in ("promoted", "rolled_back")]
+        if changed:
+            last = changed[-1]
+            trigger = last.trigger.as_dict() if last.trigger is not None else None
+            self._publish(
+                state, "promotion" if last.decision == "promoted" else "rollback", trigger
+            )
+
+    def _publish_if_due(self, state: PartitionState) -> None:
+        if not self._publishing:
+            return
+        champion = state.champion
+        if champion.n_learned == 0:
+            return
+        m = self.settings.models
+        last = state.published
+        if last is None:
+            self._publish(state, "initial")
+            return
+        version, revision = last
+        since = self._published_at.get(state.key, self.started)
+        if version != champion.version or (
+            champion.n_learned > revision
+            and (
+                champion.n_learned - revision >= m.every_events
+                or time.monotonic() - since >= m.every_seconds
+            )
+        ):
+            self._publish(state, "periodic")
+
+    def _publish(
+        self, state: PartitionState, reason: str, trigger: dict[str, Any] | None = None
+    ) -> None:
+        """Publish the partition's champion on the model-update topic (chunks, manifest)."""
+        if not self._publishing or self._sink is None:
+            return
+        assert self.signer is not None
+        champion = state.champion
+        name = self.settings.model.name
+        update = ModelUpdate(
+            name=name,
+            topic=state.topic,
+            partition=state.partition,
+            version=champion.version,
+            revision=champion.n_learned,
+            parent_version=champion.parent,
+            reason=reason,
+            first_offset=champion.first_offset_learned
+            if champion.first_offset_learned is not None
+            else -1,
+            last_offset=champion.last_offset_learned
+            if champion.last_offset_learned is not None
+            else -1,
+            events_learned=champion.n_learned,
+            trigger=orjson.dumps(trigger).decode() if trigger is not None else None,
+            metrics={
+                f"{metric}.{window}": value
+                for (metric, window), value in champion.evaluation.values().items()
+            },
+            settings_hash=self.settings_hash,
+        )
+        m = self.settings.models
+        try:
+            records = update_records(
+                update,
+                champion.model,
+                signer=self.signer,
+                chunk_bytes=m.chunk_bytes,
+                max_bytes=m.max_bytes,
+                encode=self._manifest_encoder,
+            )
+        except PayloadError as exc:
+            log.error("%s", exc)
+            self.metrics.model_update_failures.labels(name, "too_large").inc()
+            state.published = (champion.version, champion.n_learned)  # do not retry each batch
+            return
+        except Exception as exc:
+            log.error(
+                "model %s could not be published: %s: %s", update.key, type(exc).__name__, exc
+            )
+            self.metrics.model_update_failures.labels(name, "pickle").inc()
+            state.published = (champion.version, champion.n_learned)
+            return
+        topic = self.settings.topics.model_updates
+        for key, value, headers in records:
+            self._sink.produce(topic, value, key.encode(), headers)
+        state.published = update.order
+        self._published_at[state.key] = time.monotonic()
+        self.metrics.model_updates.labels(name, reason).inc()
 
     # -- delivery, checkpoints, commits --------------------------------------------------------
 
@@ -669,11 +838,10 @@ class Worker:
         m.learned.labels(*labels).inc(result.learned)
         if result.last_event_time is not None:
             m.event_time.labels(*labels).set(result.last_event_time)
-        name = self.settings.model.name
         for slot in state.slots:
-            m.model_version.labels(topic, part, name, slot.role).set(slot.version)
+            m.model_version.labels(topic, part, slot.name, slot.role).set(slot.version)
             for (metric, window), value in slot.evaluation.values().items():
-                m.model_metric.labels(topic, part, name, slot.role, metric, window).set(value)
+                m.model_metric.labels(topic, part, slot.name, slot.role, metric, window).set(value)
         if state.drift is None:
             return
         exported = state.drift.exported_features()

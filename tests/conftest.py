@@ -76,6 +76,8 @@ def make_settings(bootstrap_servers: str, request: pytest.FixtureRequest) -> Any
                 "predictions": f"pred-{tag}",
                 "dead_letters": f"dlq-{tag}",
                 "drift_events": f"drift-{tag}",
+                "lifecycle_events": f"life-{tag}",
+                "model_updates": f"models-{tag}",
                 "partitions": 1,
             },
             "prometheus": {"port": 0},

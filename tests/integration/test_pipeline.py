@@ -65,6 +65,7 @@ def test_final_metrics_equal_progressive_val_score(make_settings, dataset, prese
         "time",
         "model",
         "version",
+        "role",
         "prediction",
         "proba",
         "label",

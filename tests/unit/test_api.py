@@ -22,6 +22,8 @@ PUBLIC = {
     "DualADWIN": "streamer.drift.concept",
     "Evaluation": "streamer.monitoring",
     "Histogram": "streamer.monitoring",
+    "ModelSubscriber": "streamer.registry",
+    "ModelUpdate": "streamer.registry",
     "Monitor": "streamer.monitoring",
     "OneSidedADWIN": "streamer.drift.concept",
     "Report": "streamer.monitoring",

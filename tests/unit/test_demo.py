@@ -241,6 +241,25 @@ def test_the_summary_tells_where_drift_was_found_and_how_late():
         {"concept": 3, "label": 1},
         [PartitionSummary("events", 0, 3000, 2998, 1, 3000, {"Accuracy": 0.9}, {})],
     )
+    from types import SimpleNamespace
+
+    story.decisions = [
+        (
+            2.2,
+            SimpleNamespace(
+                decision="promoted",
+                partition=0,
+                offset=1360,
+                role="champion",
+                version=2,
+                reason="promotion",
+                test="mcnemar",
+                statistic=0.006,
+                gain=0.05,
+                compared=300,
+            ),
+        )
+    ]
     lines = summary_lines(
         summary,
         story,
@@ -263,6 +282,10 @@ def test_the_summary_tells_where_drift_was_found_and_how_late():
     assert "  p0 @ 1,089  concept  DualADWIN error 0.3, was 0.25 · 89 after switch 1" in alarms
     assert any("p0 @ 1,250  label    psi 0.3 ≥ 0.25 · 250 after switch 1" in a for a in alarms)
     assert any(a.endswith("· before any switch") and "@ 600" in a for a in alarms)
+    assert "model lifecycle (1 decision)" in lines
+    assert "  p0 @ 1,360  promoted v2 (mcnemar p=0.006, +0.050 over 300) · 360 after switch 1" in (
+        lines
+    )
     assert "open next" in lines and "  metrics     http://localhost:8000/metrics" in lines
     assert max(map(len, lines)) <= WIDTH
 

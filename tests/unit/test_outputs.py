@@ -35,6 +35,7 @@ def test_json_predictions_carry_every_field():
         "time": 1.5,
         "model": "m",
         "version": 4,
+        "role": "champion",
         "prediction": True,
         "proba": {"true": 0.75, "false": 0.25},
         "label": True,
@@ -53,8 +54,15 @@ def test_avro_predictions_follow_the_shipped_schema():
 
 
 def test_schema_files_for_consumers_match_the_code():
+    from streamer.outputs import LIFECYCLE_EVENT_SCHEMA
+    from streamer.registry import MODEL_UPDATE_SCHEMA
+
     assert json.loads((ROOT / "schemas" / "prediction.avsc").read_text()) == PREDICTION_SCHEMA
     assert json.loads((ROOT / "schemas" / "drift_event.avsc").read_text()) == DRIFT_EVENT_SCHEMA
+    assert json.loads((ROOT / "schemas" / "lifecycle_event.avsc").read_text()) == (
+        LIFECYCLE_EVENT_SCHEMA
+    )
+    assert json.loads((ROOT / "schemas" / "model_update.avsc").read_text()) == MODEL_UPDATE_SCHEMA
 
 
 def test_drift_events_round_trip_in_both_formats():
