@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any
 from streamer._version import __version__
 
 if TYPE_CHECKING:
-    from streamer.drift.concept import ConceptDriftMonitor, DualADWIN, OneSidedADWIN
+    from streamer.drift.concept import ConceptDriftMonitor
+    from streamer.drift.detectors import DualADWIN, OneSidedADWIN
     from streamer.monitoring import (
         ConceptChange,
         Evaluation,
@@ -71,13 +72,13 @@ __all__ = [
 _LAZY = {
     "ConceptChange": "streamer.monitoring",
     "ConceptDriftMonitor": "streamer.drift.concept",
-    "DualADWIN": "streamer.drift.concept",
+    "DualADWIN": "streamer.drift.detectors",
     "Evaluation": "streamer.monitoring",
     "Histogram": "streamer.monitoring",
     "ModelSubscriber": "streamer.registry",
     "ModelUpdate": "streamer.registry",
     "Monitor": "streamer.monitoring",
-    "OneSidedADWIN": "streamer.drift.concept",
+    "OneSidedADWIN": "streamer.drift.detectors",
     "Report": "streamer.monitoring",
     "compare": "streamer.monitoring",
 }

@@ -455,6 +455,7 @@ def _stop_on_signals(stop: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from streamer import kafka
     from streamer.metrics import MetricsServer
     from streamer.summary import summarize
     from streamer.worker import Worker
@@ -463,6 +464,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError("--workers", f"needs at least 1 worker, got {args.workers}")
     worker = Worker(settings, instance=args.worker_index)
+    _stop_on_signals(worker.stop)
+    # An unreachable cluster is one clear line per attempt until it answers (or SIGTERM).
+    if not kafka.wait_for_cluster(settings.kafka, should_stop=lambda: worker.stopping):
+        return 0
     created = worker.provision_topics()
     if created:
         log.info("created topics %s", created)
@@ -481,7 +486,6 @@ def _run(args: argparse.Namespace) -> int:
     server = None
     if settings.prometheus.port:
         server = _metrics_server(MetricsServer, worker, settings)
-    _stop_on_signals(worker.stop)
     try:
         worker.run(max_events=args.max_events)
     finally:

@@ -4,11 +4,20 @@ This is the only module that imports confluent_kafka. Client properties are asse
 ``kafka.client`` (every client: security goes here), then ``kafka.consumer`` or
 ``kafka.producer``, over streamer's defaults; streamer owns only the properties its guarantees
 depend on (``enable.auto.commit``, ``enable.auto.offset.store``, ``group.id``).
+
+librdkafka's own log lines go through Python logging, to the ``streamer.librdkafka`` logger,
+at the level it is configured for (librdkafka's ``log_level`` follows it unless
+``kafka.client`` sets one); a line repeated within a minute is held back and counted, so an
+unreachable broker is not twenty lines a second. :func:`wait_for_cluster` says instead, once
+per attempt, which bootstrap servers do not answer.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -27,11 +36,12 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streamer.errors import BrokerError, ConfigError, DeliveryError
-from streamer.records import Headers
-from streamer.settings import KafkaSettings
+from streamer.records import Headers, Refused, record_size
+from streamer.settings import KafkaSettings, secret_values
 
 __all__ = [
     "OFFSET_BEGINNING",
+    "RECORD_ERRORS",
     "KafkaSink",
     "KafkaSource",
     "check_configs",
@@ -43,14 +53,18 @@ __all__ = [
     "make_consumer",
     "make_producer",
     "make_reader",
+    "message_max_bytes",
     "partition_count",
     "producer_config",
     "read_to_end",
     "records_only",
+    "wait_for_cluster",
     "watermarks",
 ]
 
 log = logging.getLogger(__name__)
+#: Where librdkafka's log lines go.
+client_log = logging.getLogger("streamer.librdkafka")
 
 Assignment = Callable[[Consumer, list[TopicPartition]], None]
 
@@ -69,6 +83,48 @@ _PRODUCER_DEFAULTS: dict[str, Any] = {
 }
 
 
+class _Repeats(logging.Filter):
+    """Holds back a librdkafka line seen in the last ``interval`` seconds, and counts it.
+
+    Lines are compared without their numbers (timings, counts, ports), per client and
+    facility; the next line that passes says how many like it were held back.
+    """
+
+    def __init__(self, interval: float = 60.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._last: dict[tuple[Any, ...], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not (isinstance(args, tuple) and len(args) == 3):
+            return True
+        fac, client, text = args
+        key = (client, fac, re.sub(r"\d+", "#", str(text)))
+        now = time.monotonic()
+        seen = self._last.get(key)
+        if seen is not None and now - seen[0] < self.interval:
+            self._last[key] = (seen[0], seen[1] + 1)
+            return False
+        if len(self._last) > 1000:  # lines with ever-new words: forget, rather than grow
+            self._last.clear()
+        self._last[key] = (now, 0)
+        if seen is not None and seen[1]:
+            record.args = (fac, client, f"{text} ({seen[1]} similar line(s) held back)")
+        return True
+
+
+client_log.addFilter(_Repeats())
+
+# Python level -> librdkafka's syslog level, so librdkafka does not format lines nobody reads.
+_SYSLOG_LEVELS = ((logging.DEBUG, 7), (logging.INFO, 6), (logging.WARNING, 4), (logging.ERROR, 3))
+
+
+def _log_level() -> int:
+    level = client_log.getEffectiveLevel()
+    return next((sys for py, sys in _SYSLOG_LEVELS if level <= py), 2)
+
+
 def _base(kafka: KafkaSettings) -> dict[str, Any]:
     if not kafka.bootstrap_servers:
         raise ConfigError(
@@ -76,7 +132,12 @@ def _base(kafka: KafkaSettings) -> dict[str, Any]:
             "no brokers configured: set host:port[,host:port…] (or run `streamer demo`, "
             "which starts an embedded broker)",
         )
-    return {"bootstrap.servers": kafka.bootstrap_servers, **kafka.client}
+    return {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "logger": client_log,
+        "log_level": _log_level(),
+        **kafka.client,
+    }
 
 
 def consumer_config(kafka: KafkaSettings) -> dict[str, Any]:
@@ -96,12 +157,24 @@ def producer_config(kafka: KafkaSettings) -> dict[str, Any]:
     return {**_PRODUCER_DEFAULTS, **_base(kafka), **kafka.producer}
 
 
+def message_max_bytes(kafka: KafkaSettings) -> int:
+    """The producer's ``message.max.bytes``: the largest record it sends (librdkafka's
+    default, 1,000,000, unless the settings change it)."""
+    try:
+        return int(producer_config(kafka).get("message.max.bytes", 1_000_000))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("kafka.producer", f"message.max.bytes is not a number: {exc}") from exc
+
+
 def _checked(make: Callable[[dict[str, Any]], Any], conf: dict[str, Any], section: str) -> Any:
     try:
         return make(conf)
     except KafkaException as exc:
+        detail = str(exc)
+        for secret in secret_values(conf):  # librdkafka quotes refused values
+            detail = detail.replace(secret, "******")
         raise ConfigError(
-            f"kafka.{section}", f"librdkafka refused the configuration: {exc}"
+            f"kafka.{section}", f"librdkafka refused the configuration: {detail}"
         ) from exc
 
 
@@ -282,6 +355,19 @@ def _wait_for_metadata(admin: AdminClient, names: list[str], timeout: float) -> 
         time.sleep(0.05)
 
 
+#: librdkafka errors that are a record's own: the record, not the cluster, is at fault, so the
+#: record is refused and everything else carries on (the emitter turns it into a dead letter).
+RECORD_ERRORS = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,  # over message.max.bytes: the producer's or the topic's
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_RECORD,  # e.g. no key on a compacted topic
+        KafkaError.INVALID_MSG,  # CORRUPT_MESSAGE (2): the broker could not read the record
+        KafkaError.INVALID_TIMESTAMP,
+    }
+)
+
+
 class KafkaSink:
     """A producer that knows whether everything it sent was delivered.
 
@@ -294,24 +380,41 @@ class KafkaSink:
 
     With a ``transactional.id`` in its configuration the sink is transactional: outputs,
     checkpoints and consumer offsets are committed together by :meth:`commit_transaction`.
+
+    A record refused for a reason of its own (:data:`RECORD_ERRORS`: too large, invalid),
+    whether librdkafka refuses it at once or the broker in its delivery report, is not a
+    failure of the batch when it was produced with an ``origin``: ``flush`` returns it as a
+    :class:`~streamer.records.Refused` carrying that origin, for the caller to deal with (the
+    emitter dead-letters the input it came from). Without an origin nobody can, so it fails the
+    flush like any other error. (In a transaction, a record the *broker* refuses makes the
+    transaction fail: keep the output topics' ``max.message.bytes`` at least the producer's
+    ``message.max.bytes``, which librdkafka checks before sending.)
     """
 
     def __init__(self, producer: Producer, *, transactional: bool = False) -> None:
         self.producer = producer
         self.transactional = transactional
         self._failures: list[str] = []
+        self._refused: list[Refused] = []
         self._in_transaction = False
-        # Bound once: librdkafka calls it for every record.
-        self._on_delivery = self._delivered
+        # Bound once: librdkafka calls it for every record produced without an origin.
+        self._on_delivery = functools.partial(self._delivered, None)
         if transactional:
             try:
                 producer.init_transactions(60)
             except KafkaException as exc:
                 raise BrokerError(f"cannot initialise the transactional producer: {exc}") from exc
 
-    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+    def _delivered(self, origin: Any, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
-            self._failures.append(f"{msg.topic()}: {err}")
+            size = record_size(msg.key(), msg.value(), msg.headers())  # type: ignore[arg-type]
+            self._refuse(msg.topic() or "", origin, err, size)
+
+    def _refuse(self, topic: str, origin: Any, err: KafkaError, size: int) -> None:
+        if origin is not None and err.code() in RECORD_ERRORS:
+            self._refused.append(Refused(topic, origin, err.name(), err.str(), size))
+        else:
+            self._failures.append(f"{topic}: {err}")
 
     def produce(
         self,
@@ -320,10 +423,16 @@ class KafkaSink:
         key: bytes | None = None,
         headers: Headers | None = None,
         partition: int | None = None,
+        *,
+        origin: Any = None,
     ) -> None:
+        """Send one record. ``origin`` (anything but None) comes back with a refusal."""
         if self.transactional and not self._in_transaction:
             self.begin()
         extra: dict[str, Any] = {} if partition is None else {"partition": partition}
+        on_delivery = (
+            self._on_delivery if origin is None else functools.partial(self._delivered, origin)
+        )
         while True:
             try:
                 self.producer.produce(
@@ -331,13 +440,19 @@ class KafkaSink:
                     value,
                     key,
                     headers=headers,  # type: ignore[arg-type]
-                    on_delivery=self._on_delivery,
+                    on_delivery=on_delivery,
                     **extra,
                 )
                 return
             except BufferError:
                 # Queue full: serve delivery reports to make room, then try again.
                 self.producer.poll(0.05)
+            except KafkaException as exc:
+                err = exc.args[0]
+                if err.code() not in RECORD_ERRORS:
+                    raise DeliveryError(f"cannot produce to {topic!r}: {err}") from exc
+                self._refuse(topic, origin, err, record_size(key, value, headers))
+                return
 
     def close(self, timeout: float = 30.0) -> None:
         """Flush, then let go of the producer (librdkafka destroys it with the last reference)."""
@@ -345,7 +460,10 @@ class KafkaSink:
             if self._in_transaction:
                 self.abort()
             else:
-                self.flush(timeout)
+                for r in self.flush(timeout):
+                    log.error(
+                        "output refused at close, not retried: %s %s (%r)", r.topic, r.error, r
+                    )
         finally:
             self.producer = None  # type: ignore[assignment]
 
@@ -362,9 +480,10 @@ class KafkaSink:
         timeout: float = 30.0,
         *,
         waiting: Callable[[int, float], None] | None = None,
-    ) -> None:
+    ) -> list[Refused]:
         """Wait until every record is delivered; raise :class:`DeliveryError` if any was
-        refused, or if some are still undelivered after ``timeout`` seconds.
+        refused, or if some are still undelivered after ``timeout`` seconds. Return the records
+        refused for their own reasons (see the class): they are not failures.
 
         ``waiting(undelivered, seconds waited)`` is called about once a second while records
         are outstanding (the worker uses it to stay live and to log an outage once).
@@ -379,6 +498,7 @@ class KafkaSink:
                 break
             if waiting is not None:
                 waiting(remaining, time.monotonic() - started)
+        refused, self._refused = self._refused, []
         if self._failures or remaining:
             failures, self._failures = self._failures, []
             detail = "; ".join(failures[:5]) or "the brokers did not acknowledge them in time"
@@ -386,6 +506,7 @@ class KafkaSink:
                 f"{len(failures)} output record(s) refused and {remaining} undelivered after "
                 f"{time.monotonic() - started:.1f}s: {detail}"
             )
+        return refused
 
     # -- transactions (exactly-once) ---------------------------------------------------------
 
@@ -409,6 +530,7 @@ class KafkaSink:
             self.producer.commit_transaction(timeout)
         except KafkaException as exc:
             self._failures.clear()
+            self._refused.clear()
             raise DeliveryError(f"transaction of {_fmt(offsets)} failed: {exc}") from exc
         finally:
             self._in_transaction = False
@@ -419,6 +541,7 @@ class KafkaSink:
     def abort(self, timeout: float = 30.0) -> None:
         """Abort the open transaction: none of its records become visible to readers."""
         self._failures.clear()
+        self._refused.clear()
         if not self._in_transaction:
             return
         self._in_transaction = False
@@ -426,6 +549,93 @@ class KafkaSink:
             self.producer.abort_transaction(timeout)
         except KafkaException as exc:
             log.warning("aborting the transaction failed: %s", exc)
+
+
+def _bootstrap(servers: str) -> list[tuple[str, int]]:
+    """``host:port`` pairs of a bootstrap list (``[::1]:9092`` and ``SSL://h:9093`` too)."""
+    out = []
+    for item in servers.split(","):
+        item = item.strip().rpartition("://")[2]
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            host, port = item, "9092"
+        out.append((host.strip("[]"), int(port)))
+    return out
+
+
+def _unreachable(servers: str, timeout: float = 2.0) -> list[str]:
+    """The bootstrap servers that refuse or drop a TCP connection, with why."""
+    down = []
+    for host, port in _bootstrap(servers):
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                pass
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            down.append(f"{host}:{port} ({why})")
+    return down
+
+
+def wait_for_cluster(
+    kafka: KafkaSettings,
+    *,
+    should_stop: Callable[[], bool] = lambda: False,
+    timeout: float | None = None,
+    backoff: tuple[float, float] = (1.0, 30.0),
+    attempt_timeout: float = 5.0,
+) -> bool:
+    """Wait until the cluster answers a metadata request; say once per attempt why not.
+
+    Each failed attempt is one warning naming the bootstrap servers that do not accept a
+    connection (or, when all do, librdkafka's reason: security settings, say), then a pause
+    that doubles from ``backoff[0]`` up to ``backoff[1]`` seconds. The probe's own librdkafka
+    client is silent. Returns True once the cluster answers, False if ``should_stop()`` turned
+    true first (a SIGTERM during start-up); raises :class:`BrokerError` after ``timeout``
+    seconds (None: wait as long as it takes).
+    """
+    conf = {**_base(kafka), "log_level": 0, "error_cb": lambda err: None}
+    admin = _checked(AdminClient, conf, "client")
+    started = time.monotonic()
+    delay, attempt = backoff[0], 0
+    servers = _bootstrap(kafka.bootstrap_servers)
+    while not should_stop():
+        attempt += 1
+        # When no bootstrap server takes a TCP connection, a metadata request cannot succeed:
+        # say so at once rather than after attempt_timeout.
+        down = _unreachable(kafka.bootstrap_servers)
+        problems = []
+        if down:
+            problems.append(f"bootstrap server(s) not accepting connections: {', '.join(down)}")
+        if len(down) < len(servers):
+            try:
+                brokers = admin.list_topics(timeout=attempt_timeout).brokers
+            except KafkaException as exc:
+                problems.append(f"metadata request to {kafka.bootstrap_servers} failed: {exc}")
+            else:
+                if attempt > 1:
+                    log.info(
+                        "Kafka cluster reachable after %d attempts (%.0fs): %d broker(s)",
+                        attempt,
+                        time.monotonic() - started,
+                        len(brokers),
+                    )
+                return True
+        what = "; ".join(problems)
+        elapsed = time.monotonic() - started
+        if timeout is not None and elapsed + delay > timeout:
+            raise BrokerError(f"Kafka cluster unreachable after {elapsed:.0f}s: {what}")
+        log.warning(
+            "Kafka cluster unreachable (attempt %d, %.0fs): %s; retrying in %.0fs",
+            attempt,
+            elapsed,
+            what,
+            delay,
+        )
+        until = time.monotonic() + delay
+        while time.monotonic() < until and not should_stop():
+            time.sleep(0.1)
+        delay = min(delay * 2, backoff[1])
+    return False
 
 
 # What the worker's rebalance callbacks see: (topic, partition) pairs, never client objects.

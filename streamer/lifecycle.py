@@ -269,20 +269,20 @@ class Lifecycle:
         """The batch split at step boundaries (multiples of ``step`` in offsets)."""
         step = self.step_events
         events, decoded, offsets = parsed.events, parsed.decoded, parsed.decoded_offsets
-        windows = sorted({o // step for o in offsets} | {e.offset // step for e in events})
-        if len(windows) <= 1:
+        if not offsets or offsets[0] // step == offsets[-1] // step:
             return [parsed]
-        pieces = []
-        for w in windows:
-            lo, hi = w * step, (w + 1) * step
-            pieces.append(
-                Parsed(
-                    [e for e in events if lo <= e.offset < hi],
-                    [],
-                    [d for d, o in zip(decoded, offsets, strict=True) if lo <= o < hi],
-                    [o for o in offsets if lo <= o < hi],
-                )
-            )
+        pieces: list[Parsed] = []
+        e = 0  # events are the decoded records that validated: a subsequence, in order
+        start = 0
+        for i in range(1, len(offsets) + 1):
+            if i < len(offsets) and offsets[i] // step == offsets[start] // step:
+                continue
+            end_offset = offsets[i - 1]
+            first = e
+            while e < len(events) and events[e].offset <= end_offset:
+                e += 1
+            pieces.append(Parsed(events[first:e], [], decoded[start:i], offsets[start:i]))
+            start = i
         return pieces
 
     def before(self, state: Any, first_offset: int) -> list[Decision]:

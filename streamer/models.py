@@ -7,8 +7,10 @@ categories one-hot encoded side by side before the learner.
 Examples
 --------
 >>> m = build_model("logistic_regression", seed=1)
->>> list(m.steps), task_of(m)
-(['StandardScaler', 'LogisticRegression'], 'classification')
+>>> list(m.steps), task_of(m), task_kind(m)
+(['StandardScaler', 'LogisticRegression'], 'classification', 'binary')
+>>> task_kind(build_model("softmax_regression")), task_kind(build_model("linear_regression"))
+('multiclass', 'regression')
 >>> list(build_model("linear_regression", categorical=True).steps)
 ['TransformerUnion', 'LinearRegression']
 >>> build_model("no_such_model")
@@ -22,7 +24,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import numbers
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from river import base, compose, linear_model, preprocessing, tree
@@ -31,10 +33,13 @@ from streamer.errors import ConfigError
 from streamer.settings import Settings
 
 __all__ = [
+    "KINDS",
     "PRESETS",
     "StableHoeffdingAdaptiveTreeClassifier",
     "build_model",
+    "is_multiclass",
     "model_from_settings",
+    "task_kind",
     "task_of",
 ]
 
@@ -188,3 +193,49 @@ def task_of(model: Any, *, setting: str = "model") -> str:
     raise ConfigError(
         setting, f"expected a River classifier or regressor, got {type(model).__name__}"
     )
+
+
+#: What a model is asked to do: :func:`task_kind`.
+KINDS = ("binary", "multiclass", "regression")
+
+
+def is_multiclass(model: Any) -> bool:
+    """Whether a classifier can learn more than two classes (River's ``_multiclass``; a
+    pipeline answers for its last step)."""
+    return bool(getattr(model, "_multiclass", False))
+
+
+def task_kind(model: Any, classes: Sequence[Any] = ()) -> str:
+    """``binary``, ``multiclass`` or ``regression``: what the model does with these classes.
+
+    A classifier that can only tell two classes apart (``logistic_regression``) is binary; one
+    that can learn more is multi-class, unless exactly two classes are declared
+    (``evaluation.classes``). Declaring more than two for a binary classifier is a
+    :class:`ConfigError`. The metrics' defaults and the classes a partition admits follow
+    from it.
+
+    Examples
+    --------
+    >>> tree = build_model("hoeffding_tree")
+    >>> task_kind(tree), task_kind(tree, [True, False])
+    ('multiclass', 'binary')
+    >>> task_kind(build_model("logistic_regression"), ["a", "b", "c"])
+    Traceback (most recent call last):
+    ...
+    streamer.errors.ConfigError: evaluation.classes: 3 classes declared, but \
+LogisticRegression is a binary classifier: declare 2, or use a multi-class model \
+(softmax_regression, hoeffding_tree)
+    """
+    if task_of(model) == "regression":
+        return "regression"
+    if is_multiclass(model):
+        return "binary" if len(classes) == 2 else "multiclass"
+    if len(classes) > 2:
+        learner = list(model.steps.values())[-1] if isinstance(model, compose.Pipeline) else model
+        name = type(learner).__name__
+        raise ConfigError(
+            "evaluation.classes",
+            f"{len(classes)} classes declared, but {name} is a binary classifier: declare 2, "
+            "or use a multi-class model (softmax_regression, hoeffding_tree)",
+        )
+    return "binary"

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamer.decode import make_decoder
-from streamer.drift.monitor import load_reference
+from streamer.drift.monitor import by_offset, load_reference
 from streamer.drift.window import Finding
 from streamer.lifecycle import Decision, Lifecycle
 from streamer.prequential import Outcome, SlotOutcome, prequential
@@ -52,6 +52,7 @@ class Segment:
     version: int
     outcome: Outcome
     slots: list[tuple[str, str, int]] = field(default_factory=list)
+    drift: Any = None  # the champion's ModelDrift
 
     @property
     def scored(self) -> list[tuple[Event, Any, dict[Any, float] | None]]:
@@ -115,7 +116,7 @@ class Pipeline:
         # worker at start-up.
         probe = self.new_state("", -1)
         self.task = probe.champion.task
-        self.validator = Validator(s.fields, task=self.task)
+        self.validator = Validator.from_settings(s, probe.champion.model)
 
     def new_state(self, topic: str, partition: int) -> PartitionState:
         """What a partition starts with when no checkpoint of it exists."""
@@ -133,7 +134,9 @@ class Pipeline:
         out = Processed(records=len(records))
         if not records:
             return out
-        parsed = parse(records, self.decoder, self.validator, max_bytes=self.max_bytes)
+        parsed = parse(
+            records, self.decoder, self.validator, max_bytes=self.max_bytes, admitted=state.admitted
+        )
         out.dead.extend(parsed.dead)
         events = parsed.events
         out.events = len(events)
@@ -141,6 +144,17 @@ class Pipeline:
             out.last_event_time = events[-1].time
         for part in self._segments(state, parsed):
             self._run(state, part, out)
+        drift = state.drift
+        if drift is not None:
+            # Window statistics once for the batch, not per piece: the predictions of each
+            # champion, then the data's own signals (they do not depend on the model).
+            for model, version, scored in _by_champion(out.predictions):
+                report = drift.observe_predictions(scored, model, version=version, events=events)
+                out.drift_events.extend(report.events)
+                out.statistics.extend(report.statistics)
+            report = drift.observe_data(parsed, version=_version_at(out.predictions))
+            out.drift_events = by_offset(out.drift_events + report.events)
+            out.statistics.extend(report.statistics)
         state.next_offset = records[-1].offset() + 1  # type: ignore[operator]
         state.events += len(records)
         return out
@@ -154,22 +168,53 @@ class Pipeline:
 
     def _run(self, state: PartitionState, parsed: Parsed, out: Processed) -> None:
         lifecycle = self.lifecycle
-        if lifecycle is not None:
-            first = parsed.decoded_offsets[0] if parsed.decoded_offsets else parsed.events[0].offset
-            out.decisions.extend(lifecycle.before(state, first))
+        if lifecycle is not None and parsed.decoded_offsets:
+            out.decisions.extend(lifecycle.before(state, parsed.decoded_offsets[0]))
         champion = state.champion
         slots = [(s.role, s.name, s.version) for s in state.slots]
         outcome = prequential(state.slots, parsed.events)
-        out.predictions.append(Segment(champion.version, outcome, slots))
+        out.predictions.append(Segment(champion.version, outcome, slots, champion.drift))
         out.dead.extend(outcome.dead)
         c: SlotOutcome = outcome.champion
         out.labelled += c.labelled
         out.learned += c.learned
         report = None
         if state.drift is not None:
-            report = state.drift.observe(parsed, outcome, champion.drift, version=champion.version)
+            report = state.drift.observe_concept(outcome, champion.drift, version=champion.version)
             out.drift_events.extend(report.events)
-            out.statistics.extend(report.statistics)
             out.concept_states.extend(report.concept_states)
         if lifecycle is not None:
             lifecycle.observe(state, outcome, report)
+
+
+def _version_at(segments: list[Segment]) -> Any:
+    """The champion's version in force at an offset of the batch."""
+    if len(segments) == 1:
+        return segments[0].version
+    firsts = [
+        (s.outcome.scored[0][0].offset if s.outcome.scored else None, s.version) for s in segments
+    ]
+    starts = [(o, v) for o, v in firsts if o is not None]
+
+    def at(offset: int) -> int:
+        version = segments[0].version
+        for first, v in starts:
+            if first > offset:
+                break
+            version = v
+        return version
+
+    return at
+
+
+def _by_champion(segments: list[Segment]) -> list[tuple[Any, int, list[Any]]]:
+    """The champion's scored events of consecutive segments, grouped by champion."""
+    groups: list[tuple[Any, int, list[Any]]] = []
+    for seg in segments:
+        if seg.drift is None:
+            continue
+        if groups and groups[-1][0] is seg.drift:
+            groups[-1][2].extend(seg.scored)
+        else:
+            groups.append((seg.drift, seg.version, list(seg.scored)))
+    return groups

@@ -31,8 +31,10 @@ Examples
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +43,7 @@ from river import metrics as river_metrics
 from river import utils
 
 from streamer.errors import ConfigError
-from streamer.models import task_of
+from streamer.models import task_kind, task_of
 from streamer.records import DeadLetter, Event
 
 __all__ = [
@@ -57,8 +59,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Metrics of each task kind (:func:`streamer.models.task_kind`) when the settings name none.
+#: Binary ones (F1, LogLoss) on a multi-class stream read 0.0 and 34.5: never a default there.
 DEFAULT_METRICS = {
-    "classification": ["Accuracy", "F1", "LogLoss"],
+    "binary": ["Accuracy", "F1", "LogLoss"],
+    "multiclass": ["Accuracy", "MacroF1", "CrossEntropy"],
     "regression": ["MAE", "RMSE"],
 }
 
@@ -93,27 +98,73 @@ def make_metric(name: str, *, model: Any) -> river_metrics.base.Metric:
     return metric
 
 
-class _Binarised:
-    """A binary metric's update fed booleans: ``y == positive`` (picklable, unlike a closure).
+def _check_binary_metrics(names: Sequence[str], kind: str, classes: Sequence[Any]) -> None:
+    """A binary metric on a multi-class task: refused when the classes say so, else a warning
+    (a multi-class model may well be given a binary stream)."""
+    binary = [
+        n for n in names if issubclass(getattr(river_metrics, n), river_metrics.base.BinaryMetric)
+    ]
+    if kind != "multiclass" or not binary:
+        return
+    if len(classes) > 2:
+        raise ConfigError(
+            "evaluation.metrics",
+            f"{', '.join(binary)} only score two classes, and evaluation.classes declares "
+            f"{len(classes)}: use MacroF1, MicroF1, WeightedF1, CrossEntropy…",
+        )
+    log.warning(
+        "evaluation.metrics: %s only score two classes and the model is multi-class; on a "
+        "multi-class stream they read 0 (declare 2 evaluation.classes to silence this)",
+        ", ".join(binary),
+    )
 
-    Binary metrics are built with River's default ``pos_val=True``. River 0.26.1's
-    BinaryMetric stores ``y == pos_val`` in its confusion matrix but reads it back under
-    ``pos_val``, so an F1 built with ``pos_val="yes"`` is always 0; comparing with the positive
-    class here gives the intended figure.
+
+class _WindowMean:
+    """The mean of the last ``size`` values: what a rolling mean-type metric reports.
+
+    Stands in for a River metric's running ``stats.Mean`` (``metric._mean``), so the metric's
+    own ``get`` (a square root for RMSE) applies to the window.
     """
 
-    __slots__ = ("metric", "positive")
+    __slots__ = ("_values", "size")
 
-    def __init__(self, metric: Any, positive: Any) -> None:
-        self.metric = metric
-        self.positive = positive
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._values: deque[float] = deque(maxlen=size)
 
-    def update(self, y_true: Any, y_pred: Any) -> None:
-        self.metric.update(y_true == self.positive, y_pred == self.positive)
+    def add(self, x: float) -> None:
+        self._values.append(x)
+
+    def get(self) -> float:
+        # Summed when read (once a batch), exactly: no drift from adding and removing.
+        n = len(self._values)
+        return math.fsum(self._values) / n if n else 0.0
+
+
+def _matrix() -> Any:
+    return river_metrics.ConfusionMatrix()  # type: ignore[no-untyped-call]
+
+
+def _shares_matrix(metric: Any) -> bool:
+    """A label metric computed from a confusion matrix it can be given (Accuracy, F1, …)."""
+    return (
+        isinstance(metric, river_metrics.base.ClassificationMetric)
+        and not isinstance(metric, river_metrics.base.MeanMetric)
+        and getattr(metric, "requires_labels", True)
+        and "cm" in inspect.signature(type(metric)).parameters
+    )
 
 
 class Evaluation:
     """Running and rolling prequential metrics of one model.
+
+    The running metrics are River's own, updated per event in the order
+    ``progressive_val_score`` updates them, so their values are River's to the last bit; the
+    rolling ones cover the last ``window`` scored labelled events. To keep this cheap (it runs
+    for every labelled event of every model), metrics computed from a confusion matrix
+    (Accuracy, F1, MacroF1, …) share one matrix, running and rolling (the rolling one reverts
+    the event leaving the window), and mean-type metrics (LogLoss, CrossEntropy, MAE, RMSE…)
+    evaluate each event once for both. Other metrics get River's ``utils.Rolling``.
 
     Parameters
     ----------
@@ -125,6 +176,9 @@ class Evaluation:
         Size of the rolling window, in scored labelled events.
     positive_label
         Positive class of binary metrics (F1, Precision, …).
+    classes
+        Declared classes (``evaluation.classes``): with the model, they say whether the task
+        is binary or multi-class (:func:`~streamer.models.task_kind`), hence the defaults.
     """
 
     def __init__(
@@ -134,35 +188,80 @@ class Evaluation:
         metrics: Sequence[str] = (),
         window: int = 1000,
         positive_label: Any = True,
+        classes: Sequence[Any] = (),
     ) -> None:
-        task = task_of(model)
+        kind = task_kind(model, classes)
         self.window = window
-        names = list(metrics) or DEFAULT_METRICS[task]
-        self.running = {n: make_metric(n, model=model) for n in names}
-        self.rolling: dict[str, Any] = {
-            n: utils.Rolling(type(m), window_size=window) for n, m in self.running.items()
-        }
-        # Metrics that want a label get the arg-max; the others (LogLoss…) the probabilities.
-        # (Regression metrics have no requires_labels: they take the predicted value.)
-        every: list[Any] = [*self.running.values(), *self.rolling.values()]
+        names = list(metrics) or DEFAULT_METRICS[kind]
+        built = {n: make_metric(n, model=model) for n in names}
+        _check_binary_metrics(names, kind, classes)
         binarise = positive_label is not True
-        self._on_label = [
-            (
-                _Binarised(m, positive_label).update
-                if binarise and hasattr(m, "pos_val")
-                else m.update
-            )
-            for m in every
-            if getattr(m, "requires_labels", True)
-        ]
-        self._on_proba = [m.update for m in every if not getattr(m, "requires_labels", True)]
+        self.positive = positive_label
+        self.running: dict[str, Any] = {}
+        self.rolling: dict[str, Any] = {}
+        # Confusion matrices shared by the label metrics fed the same labels: raw labels, or
+        # ``y == positive_label`` for binary metrics when the positive class is not True.
+        cms: dict[bool, tuple[Any, Any]] = {}
+        self._means: list[tuple[Any, _WindowMean, bool]] = []
+        self._others: list[tuple[Any, Any, bool]] = []
+        m: Any
+        for n, m in built.items():
+            cls: Any = type(m)
+            binary = binarise and hasattr(m, "pos_val")
+            if _shares_matrix(m):
+                if binary not in cms:
+                    cms[binary] = (_matrix(), _matrix())
+                running_cm, rolling_cm = cms[binary]
+                self.running[n] = cls(cm=running_cm)
+                self.rolling[n] = cls(cm=rolling_cm)
+            elif isinstance(m, river_metrics.base.MeanMetric) and not binary:
+                rolling = cls()
+                mean = _WindowMean(window)
+                rolling._mean = mean  # the metric's get() now reads the window
+                self.running[n], self.rolling[n] = m, rolling
+                self._means.append((m, mean, getattr(m, "requires_labels", True)))
+            else:
+                self.running[n] = m
+                self.rolling[n] = utils.Rolling(cls, window_size=window)
+                self._others.append((m, self.rolling[n], binary))
+        self._cms = [(binary, running, rolling) for binary, (running, rolling) in cms.items()]
+        # The labels in the rolling window, to revert from the rolling matrices.
+        self._window: deque[tuple[Any, Any]] = deque()
 
     def update(self, y: Any, y_pred: Any, proba: dict[Any, float] | None) -> None:
         """One scored labelled event."""
-        for update in self._on_label:
-            update(y, y_pred)
-        for update in self._on_proba:
-            update(y, proba)
+        if self._cms:
+            window = self._window
+            window.append((y, y_pred))
+            old = window.popleft() if len(window) > self.window else None
+            positive = self.positive
+            for binary, running, rolling in self._cms:
+                if binary:
+                    yt, yp = y == positive, y_pred == positive
+                else:
+                    yt, yp = y, y_pred
+                running.update(yt, yp)
+                rolling.update(yt, yp)
+                if old is not None:
+                    if binary:
+                        rolling.revert(old[0] == positive, old[1] == positive)
+                    else:
+                        rolling.revert(*old)
+        for metric, mean, labels in self._means:
+            # Evaluated once, for the running metric (as its own update would) and the window.
+            x = metric._eval(y, y_pred if labels else proba)
+            metric._mean.update(x)
+            mean.add(x)
+        for running, rolling, binary in self._others:
+            if not getattr(running, "requires_labels", True):
+                running.update(y, proba)
+                rolling.update(y, proba)
+            elif binary:
+                running.update(y == self.positive, y_pred == self.positive)
+                rolling.update(y == self.positive, y_pred == self.positive)
+            else:
+                running.update(y, y_pred)
+                rolling.update(y, y_pred)
 
     def values(self) -> dict[tuple[str, str], float]:
         """``(metric, "running"|"rolling") -> value`` for every metric."""
@@ -192,7 +291,7 @@ class ModelSlot:
         The version this model replaced, if any.
     reason
         Why it exists: ``initial``, ``drift``, ``alternative``, ``promotion``, ``rollback``…
-    metrics, window, positive_label
+    metrics, window, positive_label, classes
         The prequential metrics (see :class:`Evaluation`).
 
     Attributes
@@ -217,6 +316,7 @@ class ModelSlot:
         metrics: Sequence[str] = (),
         window: int = 1000,
         positive_label: Any = True,
+        classes: Sequence[Any] = (),
     ) -> None:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
@@ -228,7 +328,7 @@ class ModelSlot:
         self.reason = reason
         self.name = name
         self.evaluation = Evaluation(
-            model, metrics=metrics, window=window, positive_label=positive_label
+            model, metrics=metrics, window=window, positive_label=positive_label, classes=classes
         )
         self.drift: Any = None
         self.failure: str | None = None

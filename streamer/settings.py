@@ -8,7 +8,12 @@ Sources, later ones win:
    or ``STREAMER_WORKER__BATCH_SIZE=1000``. Double underscores separate levels. Under
    ``kafka.client``, ``kafka.consumer`` and ``kafka.producer`` (librdkafka properties, which
    use dots) single underscores become dots: ``STREAMER_KAFKA__CLIENT__SASL_PASSWORD`` sets
-   ``sasl.password``. A value that starts with ``[`` or ``{`` is read as JSON.
+   ``sasl.password``. Values are read as the setting's type asks: a list or table setting
+   (``fields.features``, ``drift.thresholds``…) takes JSON (``'["a", "b"]'``; an empty value
+   is the empty list or table); a free-form value (``model.params.*``, ``drift.concept.params.*``)
+   is JSON when it parses as JSON (numbers, ``true``, ``null``…) and a string otherwise; every
+   other setting takes the text as it is, so an empty value is the empty string and a password
+   may start with ``{`` or ``[``.
 
 Any problem raises :class:`~streamer.errors.ConfigError` naming the setting (and the
 environment variable, when one set it) and what it accepts.
@@ -34,9 +39,18 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from streamer.drift import defaults as drift_defaults
 from streamer.errors import ConfigError
@@ -60,15 +74,21 @@ __all__ = [
     "TopicSettings",
     "WindowDriftSettings",
     "WorkerSettings",
-    "effective",
     "load_settings",
     "masked",
+    "secret_values",
 ]
 
 ENV_PREFIX = "STREAMER_"
 # librdkafka property maps: their keys use dots, so env keys map "_" to ".".
 _CLIENT_MAPS = {("kafka", "client"), ("kafka", "consumer"), ("kafka", "producer")}
-_SECRET = re.compile(r"password|secret|token|credential|\.pem$|hmac|signing", re.IGNORECASE)
+# Names of settings whose values are secrets: masked by check-config, never echoed in errors.
+# sasl.oauthbearer.config carries clientSecret=…; private keys and their passphrases too.
+_SECRET = re.compile(
+    r"password|secret|token|credential|passphrase|private\.key|oauthbearer\.config|\.pem$"
+    r"|hmac|signing",
+    re.IGNORECASE,
+)
 
 
 class _Section(BaseModel):
@@ -157,7 +177,21 @@ class InputSettings(_Section):
     format: Literal["json", "avro"] = "json"
     max_record_bytes: int = Field(1_048_576, ge=1)
     """Records with a larger value go to the dead-letter topic (reason ``oversized``)."""
+    max_abs_value: float = Field(1e12, gt=0)
+    """Numeric features (and regression targets) whose magnitude is larger go to the
+    dead-letter topic (reason ``out_of_range``) before they reach the model: one finite 1e308
+    turns a StandardScaler's statistics, and every later prediction, into NaN for good."""
+    max_abs_value_by_feature: dict[str, float] = Field(default_factory=dict)
+    """Per-feature overrides of ``max_abs_value``, e.g. ``{ amount_cents = 1e15 }``."""
     avro: AvroSettings = AvroSettings()
+
+    @field_validator("max_abs_value_by_feature")
+    @classmethod
+    def _positive_limits(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = sorted(k for k, limit in v.items() if not limit > 0)
+        if bad:
+            raise ValueError(f"limits must be > 0 (see {', '.join(bad)})")
+        return v
 
 
 class FieldSettings(_Section):
@@ -177,6 +211,18 @@ class FieldSettings(_Section):
     """Features whose values are categories (strings); the others are numbers."""
     optional: list[str] = Field(default_factory=list)
     """Features that may be missing or null; any other listed feature is required."""
+    max_id_length: int = Field(1024, ge=1)
+    """Longest event id, in characters; a longer one is a validation error (reason
+    ``id_too_long``): the id is the key and part of the value of every prediction."""
+    max_features: int = Field(1000, ge=1)
+    """With ``features`` empty, a partition's model takes at most this many features: the
+    first names seen. Fields seen after that are schema drift (``new_field_rate``), not new
+    model inputs."""
+    max_name_length: int = Field(128, ge=1)
+    """Longest name taken from the data, in characters: an inferred feature or a field of the
+    learned schema (longer ones are schema drift, counted under ``(other)``) and a class label
+    (longer ones are a validation error, ``bad_label``). Feature names become Prometheus label
+    values and drift-event fields: this bounds their length."""
 
     @model_validator(mode="after")
     def _consistent(self) -> FieldSettings:
@@ -190,6 +236,12 @@ class FieldSettings(_Section):
             unknown = sorted((set(self.categorical) | set(self.optional)) - set(self.features))
             if unknown:
                 raise ValueError(f"categorical/optional names {unknown} are not in fields.features")
+        long = [n for n in [*self.features, *self.categorical] if len(n) > self.max_name_length]
+        if long:
+            raise ValueError(
+                f"feature name {long[0][:40]!r}… is longer than fields.max_name_length "
+                f"({self.max_name_length}): raise it"
+            )
         return self
 
 
@@ -210,12 +262,29 @@ class EvaluationSettings(_Section):
     """Prequential (test-then-train) metrics, kept per partition."""
 
     metrics: list[str] = Field(default_factory=list)
-    """River metric class names. Empty: Accuracy, F1, LogLoss for classifiers (binary; use
-    MacroF1 and CrossEntropy for multi-class), MAE and RMSE for regressors."""
+    """River metric class names. Empty: the task's defaults: Accuracy, F1, LogLoss for a binary
+    task; Accuracy, MacroF1, CrossEntropy for a multi-class one; MAE, RMSE for regression."""
     window: int = Field(1000, ge=1)
     """Size of the rolling window, in labelled events."""
     positive_label: str | int | bool = True
     """Positive class for binary metrics such as F1."""
+    classes: list[str | int | bool] = Field(default_factory=list)
+    """The classes of a classification task. Labels outside them are validation errors
+    (reason ``unknown_class``). Empty: a binary model (``logistic_regression``…) takes the
+    first 2 distinct labels it sees, a multi-class one the first ``max_classes``."""
+    max_classes: int = Field(100, ge=2)
+    """With ``classes`` empty, the most classes a multi-class model learns."""
+
+    @model_validator(mode="after")
+    def _positive_among_classes(self) -> EvaluationSettings:
+        if len(self.classes) != len(set(self.classes)):
+            raise ValueError(f"evaluation.classes has duplicates: {self.classes}")
+        if len(self.classes) == 2 and self.positive_label not in self.classes:
+            raise ValueError(
+                f"positive_label {self.positive_label!r} is not one of the 2 classes "
+                f"{self.classes}: binary metrics (F1, Precision…) would never see it"
+            )
+        return self
 
 
 class ConceptDriftSettings(_Section):
@@ -223,11 +292,36 @@ class ConceptDriftSettings(_Section):
 
     enabled: bool = True
     detector: str = drift_defaults.DETECTOR
-    """A detector name from ``streamer.drift.concept.DETECTORS``: streamer's DualADWIN (the
+    """A detector name from ``streamer.drift.detectors.DETECTORS``: streamer's DualADWIN (the
     default), or River's ADWIN, DDM, EDDM, HDDM_A, HDDM_W, PageHinkley, FHDDM, KSWIN…"""
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict, validate_default=True)
     """Keyword arguments of the detector; unset ones keep the detector's defaults (which
     ``streamer check-config`` prints)."""
+
+    # The detector is checked once, here: a bad name or parameter is a configuration error at
+    # start-up, not a traceback when the first partition is assigned. (Imported late: River is
+    # heavy, and only settings that name a detector need it.)
+
+    @field_validator("detector")
+    @classmethod
+    def _known_detector(cls, v: str) -> str:
+        if not v:
+            return v
+        from streamer.drift.detectors import canonical_name
+
+        return canonical_name(v)
+
+    @field_validator("params")
+    @classmethod
+    def _detector_accepts(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if "detector" not in info.data:  # the name was refused already
+            return v
+        if not v and info.data["detector"] in ("", drift_defaults.DETECTOR):
+            return v  # the default, as is: nothing to check
+        from streamer.drift.detectors import DEFAULT_DETECTOR, check_detector
+
+        check_detector(info.data["detector"] or DEFAULT_DETECTOR, v)
+        return v
 
 
 class WindowDriftSettings(_Section):
@@ -430,6 +524,12 @@ class WorkerSettings(_Section):
     """``exactly_once`` only: the producer's transactional.id prefix. Empty:
     ``<group_id>-<hostname>``; ``streamer run --workers N`` appends the worker index. Two live
     processes must not share one (the older is fenced)."""
+    commit_interval: float | None = Field(None, ge=0, le=3600)
+    """Seconds between commits of the consumer offsets (with ``exactly_once``: of the
+    transaction). Outputs are produced as each batch is processed and delivered in the
+    background; a commit first waits for them. Empty: 1 s (``at_least_once``; a crash re-emits
+    at most about that much), 0.1 s (``exactly_once``; readers see outputs at commits);
+    0: after every batch."""
     batch_size: int = Field(500, ge=1, le=100_000)
     """Most records taken per consume call; outputs and offsets are committed per batch."""
     poll_timeout: float = Field(0.2, gt=0, le=60)
@@ -469,6 +569,29 @@ class Settings(_Section):
 
     # The file the settings came from; relative paths in it are resolved against its folder.
     source: str = ""
+
+    @model_validator(mode="after")
+    def _chunks_fit(self) -> Settings:
+        # Checkpoint and model-update chunks are records like any output: they must fit what
+        # the producer sends. (Key, headers and framing take well under the 1 KiB allowed.)
+        k = self.kafka
+        limit = k.producer.get("message.max.bytes", k.client.get("message.max.bytes", 1_000_000))
+        try:
+            limit = int(limit)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"kafka.producer message.max.bytes is not a number: {limit!r}"
+            ) from None
+        for name, on, chunk in (
+            ("checkpoint.chunk_bytes", self.checkpoint.enabled, self.checkpoint.chunk_bytes),
+            ("models.chunk_bytes", self.models.publish, self.models.chunk_bytes),
+        ):
+            if on and chunk + 1024 > limit:
+                raise ValueError(
+                    f"{name} ({chunk}) + 1 KiB for its key and headers must fit the "
+                    f"producer's message.max.bytes ({limit}): lower it"
+                )
+        return self
 
     def resolve_path(self, path: str) -> Path:
         """A path from the settings, relative to the settings file's folder."""
@@ -524,12 +647,7 @@ def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[s
             raise ConfigError(name, "empty level in environment variable name")
         if len(parts) == 3 and (parts[0], parts[1]) in _CLIENT_MAPS:
             parts[2] = parts[2].replace("_", ".")
-        value: Any = raw
-        if raw[:1] in "[{":
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(name, f"looks like JSON but does not parse: {exc}") from exc
+        value = _env_value(name, raw, _expected_type(parts))
         node = tree
         for p in parts[:-1]:
             node = node.setdefault(p, {})
@@ -538,6 +656,65 @@ def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[s
         node[parts[-1]] = value
         origin[tuple(parts)] = name
     return tree, origin
+
+
+_UNKNOWN = object()
+
+
+def _expected_type(parts: list[str]) -> Any:
+    """The type the settings tree holds at ``parts`` (``_UNKNOWN`` where there is no setting)."""
+    node: Any = Settings
+    for part in parts:
+        node = _without_none(node)
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            field = next(
+                (f for n, f in node.model_fields.items() if part in (n, f.alias)),
+                None,
+            )
+            if field is None:
+                return _UNKNOWN
+            node = field.annotation
+        elif get_origin(node) is dict:
+            node = get_args(node)[1]
+        else:
+            return _UNKNOWN
+    return node
+
+
+def _without_none(tp: Any) -> Any:
+    if get_origin(tp) in (Union, UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def _is_container(tp: Any) -> bool:
+    tp = _without_none(tp)
+    return get_origin(tp) in (list, tuple, dict, set) or (
+        isinstance(tp, type) and issubclass(tp, (BaseModel, list, tuple, dict, set))
+    )
+
+
+def _env_value(name: str, raw: str, expected: Any) -> Any:
+    """An environment variable's text as the setting it sets expects it (see the module doc)."""
+    if expected is Any:
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    if expected is _UNKNOWN or not _is_container(expected):
+        return raw
+    if not raw.strip():
+        tp = _without_none(expected)
+        tp = get_origin(tp) or tp
+        return {} if tp is dict or (isinstance(tp, type) and issubclass(tp, BaseModel)) else []
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            name, f"expects JSON (a list or an object), which does not parse: {exc}"
+        ) from exc
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -560,6 +737,18 @@ def _setting_name(loc: tuple[str | int, ...], origin: Mapping[tuple[str, ...], s
             return f"{name} (from {env})"
     below = sorted(v for k, v in origin.items() if k[: len(parts)] == tuple(parts))
     return f"{name} (from {below[0]})" if below else name
+
+
+# pydantic's name for a union member in an error's location ("str", "list[str]"…).
+_UNION_MEMBER = re.compile(r"^(str|int|float|bool|none|list\[.*\]|dict\[.*\]|tuple\[.*\])$")
+
+
+def _setting_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """An error location without pydantic's validator names and union members."""
+    parts = tuple(p for p in loc if not str(p).startswith("_"))
+    while len(parts) > 1 and _UNION_MEMBER.match(str(parts[-1])):
+        parts = parts[:-1]
+    return parts
 
 
 def _accepted(loc: tuple[str | int, ...]) -> list[str]:
@@ -609,16 +798,34 @@ def load_settings(
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not str(p).startswith("_"))
+        errors = exc.errors()
+        err = errors[0]
+        loc = _setting_loc(err["loc"])
+        # A value that fits no member of a union fails once per member: one setting, one error.
+        same = [e["msg"] for e in errors if _setting_loc(e["loc"]) == loc]
+        if len(same) > 1:
+            wanted = " or ".join(dict.fromkeys(m.removeprefix("Input should be ") for m in same))
+            err = {**err, "msg": f"Input should be {wanted}"}
+        others = {_setting_loc(e["loc"]) for e in errors} - {loc}
         got = err.get("input")
         shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+        if any(_SECRET.search(str(p)) for p in loc):
+            shown = " (value not shown: a secret)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = f"unknown setting; accepted here: {', '.join(_accepted(loc))}"
             shown = ""
-        more = f" [and {len(exc.errors()) - 1} more]" if len(exc.errors()) > 1 else ""
+        more = f" [and {len(others)} more]" if others else ""
         raise ConfigError(_setting_name(loc, origin), f"{msg}{shown}{more}") from exc
+
+
+def secret_values(properties: Mapping[str, Any]) -> list[str]:
+    """The values of the secret-looking keys of a property map (to scrub them from messages).
+
+    >>> secret_values({"sasl.password": "hunter2", "sasl.username": "me", "ssl.key.password": ""})
+    ['hunter2']
+    """
+    return [str(v) for k, v in properties.items() if _SECRET.search(str(k)) and v not in ("", None)]
 
 
 def masked(settings: Settings) -> dict[str, Any]:
@@ -646,7 +853,7 @@ def effective(settings: Settings, *, task: str = "classification") -> dict[str, 
     ``task`` is the model's (``classification`` or ``regression``): some detectors only take
     a classifier's 0/1 errors.
     """
-    from streamer.drift.concept import effective_detector
+    from streamer.drift.detectors import effective_detector
 
     data = masked(settings)
     c = settings.drift.concept

@@ -48,7 +48,7 @@ import logging
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
@@ -61,6 +61,7 @@ from streamer.prequential import ModelSlot
 from streamer.records import Headers
 from streamer.settings import Settings
 from streamer.signing import DEFAULT_MAX_PAYLOAD_BYTES, Signer, dumps, loads, sha256, split
+from streamer.validate import Admitted
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -92,7 +93,8 @@ class PartitionState:
     included); ``checkpoint_seq`` the sequence number of the last checkpoint written or
     restored; ``versions`` the highest model version minted for this partition; ``lifecycle``
     the lifecycle policy's bookkeeping; ``published`` the (version, revision) of the last model
-    update published.
+    update published; ``admitted`` the feature names and classes taken from the data (they go
+    with the models).
     """
 
     topic: str
@@ -105,6 +107,7 @@ class PartitionState:
     versions: int = 1
     lifecycle: Any = None
     published: tuple[int, int] | None = None
+    admitted: Admitted = field(default_factory=Admitted)
 
     @property
     def champion(self) -> ModelSlot:
@@ -124,6 +127,7 @@ def new_slot(settings: Settings, **kwargs: Any) -> ModelSlot:
         metrics=e.metrics,
         window=e.window,
         positive_label=e.positive_label,
+        classes=e.classes,
         **kwargs,
     )
 

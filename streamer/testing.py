@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from river import base
 
-from streamer.records import Event, Headers, MemoryRecord
+from streamer.records import Event, Headers, MemoryRecord, Refused, record_size
 
 __all__ = [
     "FakeRecord",
@@ -68,15 +68,42 @@ def parsed(events: Iterable[Event]) -> Any:
 
 
 class ListSink:
-    """A :class:`streamer.outputs.Sink` that keeps what it is given."""
+    """A :class:`streamer.outputs.Sink` that keeps what it is given.
 
-    def __init__(self) -> None:
+    ``refuse(topic, value, key, headers)`` may return an error name (``"MSG_SIZE_TOO_LARGE"``)
+    for a record Kafka would refuse: the record is then not kept, and ``flush`` returns it as
+    :class:`~streamer.records.Refused` with its origin, as :class:`streamer.kafka.KafkaSink`
+    does.
+    """
+
+    def __init__(
+        self, refuse: Callable[[str, bytes, bytes | None, Headers | None], str | None] | None = None
+    ) -> None:
         self.records: list[tuple[str, bytes, bytes | None, Headers | None]] = []
+        self.refuse = refuse
+        self._refused: list[Refused] = []
 
     def produce(
-        self, topic: str, value: bytes, key: bytes | None = None, headers: Headers | None = None
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Headers | None = None,
+        *,
+        origin: Any = None,
     ) -> None:
-        self.records.append((topic, value, key, headers))
+        error = self.refuse(topic, value, key, headers) if self.refuse else None
+        if error is None:
+            self.records.append((topic, value, key, headers))
+        else:
+            size = record_size(key, value, headers)
+            self._refused.append(Refused(topic, origin, error, f"refused: {error}", size))
+
+    def flush(
+        self, timeout: float = 0.0, *, waiting: Callable[[int, float], None] | None = None
+    ) -> list[Refused]:
+        refused, self._refused = self._refused, []
+        return refused
 
     def on(self, topic: str) -> list[tuple[str, bytes, bytes | None, Headers | None]]:
         return [r for r in self.records if r[0] == topic]

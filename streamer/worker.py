@@ -159,6 +159,13 @@ class Worker:
         # delivered already), and (events, time) at its last checkpoint.
         self._committed: dict[TopicPartition, int] = {}
         self._last_checkpoint: dict[TopicPartition, tuple[int, float]] = {}
+        # Offsets processed and not committed yet, and how often to commit them.
+        self._uncommitted: dict[TopicPartition, int] = {}
+        interval = s.worker.commit_interval
+        if interval is None:
+            interval = 0.1 if s.worker.processing_guarantee == "exactly_once" else 1.0
+        self._commit_every = interval
+        self._committed_at = time.monotonic()
         self._stop = threading.Event()
         self._closing = False
         self.processed = 0
@@ -326,7 +333,12 @@ class Worker:
         saved = False
         if mine and self._sink is not None:
             try:
-                self._deliver(self._positions(mine), mine, force=True)
+                # Everything processed so far is delivered and committed here, the revoked
+                # partitions checkpointed: the next owner starts where this one stopped.
+                offsets = {k: o for k, o in self._uncommitted.items() if k in self.states}
+                offsets.update(self._positions(mine))
+                self._deliver(offsets, mine, force=True)
+                self._uncommitted.clear()
                 saved = self.checkpoints
             except StreamerError as exc:
                 log.warning("could not checkpoint revoked partitions %s: %s", mine, exc)
@@ -370,6 +382,9 @@ class Worker:
     def run(self, *, max_events: int | None = None) -> None:
         """Process batches until :meth:`stop` or until ``max_events`` records were processed."""
         s = self.settings
+        # An unreachable cluster is one clear line per attempt until it answers (or stop()).
+        if not kafka.wait_for_cluster(s.kafka, should_stop=self._stop.is_set):
+            return
         conf_producer = None
         if self.exactly_once:
             conf_producer = {"transactional.id": self.transactional_id}
@@ -385,6 +400,7 @@ class Worker:
             lifecycle_topic=s.topics.lifecycle_events,
             fmt=s.output.format,
             model=s.model.name,
+            max_message_bytes=kafka.message_max_bytes(s.kafka),
         )
         self._source = kafka.KafkaSource(
             s.kafka,
@@ -495,17 +511,9 @@ class Worker:
             self.dead_total += len(result.dead)
             self._export(state, result)
             self._publish_if_due(state)
-        try:
-            self._deliver(next_offsets, self._due(next_offsets))
-        except DeliveryError as exc:
-            self._rewind(str(exc))
+        self._uncommitted.update(next_offsets)
+        if not self._commit_if_due(self._due(next_offsets)):
             return
-        for key, offset in next_offsets.items():
-            labels = _labels(key)
-            metrics.committed_offset.labels(*labels).set(offset)
-            marks = self._source.watermarks(*key)  # type: ignore[union-attr]
-            if marks is not None:
-                metrics.lag.labels(*labels).set(max(marks[1] - offset, 0))
         for (stage, reason), n in dead_tally.items():
             metrics.dead_letters.labels(self.settings.topics.events, stage, reason).inc(n)
         metrics.batch_records.observe(len(records))
@@ -669,12 +677,32 @@ class Worker:
         return due
 
     def _checkpoint_due_by_time(self) -> None:
-        due = self._due(list(self.states))
-        if due:
-            try:
-                self._deliver(self._positions(due), due)
-            except DeliveryError as exc:
-                self._rewind(str(exc))
+        self._commit_if_due(self._due(list(self.states)))
+
+    def _commit_if_due(self, due: list[TopicPartition]) -> bool:
+        """Deliver, checkpoint ``due`` and commit, when checkpoints are due or the commit
+        interval has passed (else only serve delivery reports); False after a rewind."""
+        now = time.monotonic()
+        if not due and (not self._uncommitted or now - self._committed_at < self._commit_every):
+            self._sink.poll()  # type: ignore[union-attr]
+            return True
+        offsets = {k: o for k, o in self._uncommitted.items() if k in self.states}
+        offsets.update(self._positions(due))
+        try:
+            self._deliver(offsets, due)
+        except DeliveryError as exc:
+            self._rewind(str(exc))
+            return False
+        self._uncommitted.clear()
+        self._committed_at = now
+        m = self.metrics
+        for key, offset in offsets.items():
+            labels = _labels(key)
+            m.committed_offset.labels(*labels).set(offset)
+            marks = self._source.watermarks(*key)  # type: ignore[union-attr]
+            if marks is not None:
+                m.lag.labels(*labels).set(max(marks[1] - offset, 0))
+        return True
 
     def _deliver(
         self,
@@ -702,6 +730,7 @@ class Worker:
             ]
         checkpoint = [k for k in checkpoint if self.checkpoints]
         if self.exactly_once:
+            self._flush(deadline)  # outputs Kafka refuses become dead letters, in the transaction
             written = [w for k in checkpoint if (w := self._write_checkpoint(k))]
             try:
                 sink.commit_transaction(next_offsets, source.group_metadata())
@@ -787,7 +816,12 @@ class Worker:
                 )
 
         try:
-            self._sink.flush(deadline, waiting=waiting)
+            # Outputs Kafka refused for their own reasons come back as dead letters of their
+            # inputs, made and delivered here: counted here.
+            for d in self.emitter.flush(deadline, waiting=waiting):
+                topic = d.record.topic() or self.settings.topics.events
+                self.metrics.dead_letters.labels(topic, d.stage, d.reason).inc()
+                self.dead_total += 1
         finally:
             if h.waiting_since is not None:
                 log.info("outputs delivered again")
@@ -817,6 +851,7 @@ class Worker:
         log.error("%s: rewinding to the last checkpoints", why)
         keys = list(self.states)
         self.states.clear()
+        self._uncommitted.clear()
         committed = self._source.committed(keys)
         for key in keys:
             self._committed[key] = committed.get(key, -1001)

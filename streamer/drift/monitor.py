@@ -28,7 +28,7 @@ import inspect
 import json
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ __all__ = [
     "DriftMonitor",
     "DriftReport",
     "ModelDrift",
+    "by_offset",
     "label_rows",
     "load_reference",
     "prediction_rows",
@@ -301,6 +302,9 @@ class DriftMonitor:
             SchemaMonitor(
                 _configured_schema(fields),
                 optional=[*fields.optional, fields.label],
+                # Names from the data: as long, and (with id, time, label) as many, as features.
+                max_name_length=fields.max_name_length,
+                max_fields=fields.max_features + 3,
                 every=settings.windows.every or _WINDOW_DEFAULTS["every"],
                 reference_size=settings.windows.reference_size
                 or _WINDOW_DEFAULTS["reference_size"],
@@ -366,13 +370,66 @@ class DriftMonitor:
 
         ``model`` is the champion's :class:`ModelDrift` (None: no model-level signals).
         """
+        report = self.observe_model(outcome, model, version=version, events=parsed.events)
+        data = self.observe_data(parsed, version=version)
+        report.statistics += data.statistics
+        report.events = by_offset(report.events + data.events)
+        return report
+
+    def observe_model(
+        self,
+        outcome: Outcome,
+        model: ModelDrift | None,
+        *,
+        version: int,
+        events: Sequence[Event] = (),
+    ) -> DriftReport:
+        """The signals of the model that scored ``outcome``: its error and its predictions."""
+        report = self.observe_concept(outcome, model, version=version)
+        if model is not None:
+            found = self.observe_predictions(outcome.scored, model, version=version, events=events)
+            report.statistics += found.statistics
+            report.events += found.events
+        return report
+
+    def observe_concept(
+        self, outcome: Outcome, model: ModelDrift | None, *, version: int
+    ) -> DriftReport:
+        """Concept drift on the error of the model that scored ``outcome`` (per event)."""
+        report = DriftReport()
+        if model is not None and model.concept is not None and outcome.errors:
+            self._concept(report, model, outcome, version)
+        return report
+
+    def observe_predictions(
+        self,
+        scored: Sequence[tuple[Event, Any, Any]],
+        model: ModelDrift,
+        *,
+        version: int,
+        events: Sequence[Event] = (),
+    ) -> DriftReport:
+        """Drift of the predictions of one model (window statistics: any split of its scored
+        events into calls gives the same findings)."""
+        report = DriftReport()
+        if model.predictions is not None and scored:
+            rows, offsets = prediction_rows(scored, self._classifier)
+            if rows:
+                found = model.predictions.observe(rows, offsets)
+                self._findings(report, "prediction", found, version, events)
+        return report
+
+    def observe_data(self, parsed: Parsed, *, version: int | Callable[[int], int]) -> DriftReport:
+        """The signals of the data: schema, features and labels.
+
+        ``version`` is the champion's version, or a function of the offset when the champion
+        changed within the batch (drift events carry the version in force at their offset).
+        """
         report = DriftReport()
         events = parsed.events
         if self.schema is not None and parsed.decoded:
             found = self.schema.observe(parsed.decoded, parsed.decoded_offsets)
             self._findings(report, "schema", found, version)
-        if model is not None and model.concept is not None and outcome.errors:
-            self._concept(report, model, outcome, version)
         if events and self._watch_features:
             if self.features is None:
                 self._infer_features(events)
@@ -380,11 +437,6 @@ class DriftMonitor:
             rows = [e.x for e in events]
             found = self.features.observe(rows, [e.offset for e in events])
             self._findings(report, "feature", found, version, events)
-        if model is not None and model.predictions is not None and outcome.scored:
-            rows, offsets = prediction_rows(outcome.scored, self._classifier)
-            if rows:
-                found = model.predictions.observe(rows, offsets)
-                self._findings(report, "prediction", found, version, events)
         if self.labels is not None and events:
             rows, offsets = label_rows(events, self._classifier)
             if rows:
@@ -443,10 +495,11 @@ class DriftMonitor:
         report: DriftReport,
         signal: str,
         findings: list[Finding],
-        version: int,
+        version: int | Callable[[int], int],
         events: Sequence[Event] = (),
     ) -> None:
         levels, lower = self._levels, self._lower
+        version_at = version if callable(version) else None
         for f in findings:
             report.statistics.append((signal, f))
             key = (signal, f.feature, f.statistic)
@@ -462,7 +515,10 @@ class DriftMonitor:
                 if lower[key] < CLEAR_AFTER:
                     continue
                 del lower[key]
-            levels[key] = f.level
+            if f.level:
+                levels[key] = f.level
+            else:  # back to ok: forget it, as names from the data come and go
+                del levels[key]
             report.events.append(
                 DriftEvent(
                     signal=signal,
@@ -476,7 +532,7 @@ class DriftMonitor:
                     reference_offsets=f.reference_offsets,
                     current_offsets=f.current_offsets,
                     model=self.model,
-                    version=version,
+                    version=version_at(f.current_offsets[1]) if version_at else version,  # type: ignore[arg-type]
                     time=_time_at(events, f.current_offsets[1]),
                     events=f.events,
                 )
@@ -522,6 +578,12 @@ class DriftMonitor:
             self.schema.reset()
         self._levels.clear()
         self._lower.clear()
+
+
+def by_offset(events: list[DriftEvent]) -> list[DriftEvent]:
+    """Drift events in the order of the offsets that raised them (stable within an offset),
+    whatever order the signals were evaluated in: the same for any split into batches."""
+    return sorted(events, key=lambda e: e.current_offsets[1])
 
 
 def _configured_schema(fields: FieldSettings) -> dict[str, set[str]] | None:

@@ -39,7 +39,7 @@ def build_reference(settings: Settings, rows: Iterable[Mapping[str, Any]]) -> di
     """
     f, w = settings.fields, settings.drift.windows
     slot = ModelSlot(model_from_settings(settings))
-    validator = Validator(f, task=slot.task)
+    validator = Validator.from_settings(settings, slot.model)
     events: list[Event] = []
     for i, row in enumerate(rows):
         try:

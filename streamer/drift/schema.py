@@ -10,6 +10,11 @@ each change is a finding, like the window statistics.
 Every decoded record counts, including those that validation will send to the dead-letter
 topic: a field whose type changed is schema drift before it is a bad record.
 
+Field names come from the data, so everything kept per name is bounded: new field names are
+reported by name for the first ``max_new_fields`` of a period (and only names of at most
+``max_name_length`` characters), the rest together as ``(other)``, whose rate is the share of
+records with at least one such field; a learned schema holds at most ``max_fields`` names.
+
 Examples
 --------
 >>> mon = SchemaMonitor(expected={"id": {"string"}, "x": {"number"}}, every=4)
@@ -31,12 +36,14 @@ from typing import Any
 from streamer.drift import defaults
 from streamer.drift.window import Finding
 
-__all__ = ["DEFAULT_SCHEMA_THRESHOLDS", "SCHEMA_STATISTICS", "SchemaMonitor", "kind_of"]
+__all__ = ["DEFAULT_SCHEMA_THRESHOLDS", "OTHER", "SCHEMA_STATISTICS", "SchemaMonitor", "kind_of"]
 
 # Record shapes remembered (each holds only the changes it implies, usually none).
 _MAX_SIGNATURES = 256
 
 SCHEMA_STATISTICS = ("new_field_rate", "missing_rate", "type_changed_rate")
+#: The name under which new fields beyond the named ones are counted.
+OTHER = "(other)"
 #: Statistic -> (warning, alarm); see :data:`streamer.drift.defaults.SCHEMA_THRESHOLDS`.
 DEFAULT_SCHEMA_THRESHOLDS: dict[str, tuple[float, float]] = defaults.SCHEMA_THRESHOLDS
 
@@ -73,8 +80,13 @@ class SchemaMonitor:
     presence
         Share of the reference records a field must appear in to be expected.
     max_new_fields
-        New field names remembered per period (the rest are counted under ``"(other)"``), so
-        that a flood of random keys cannot grow memory.
+        New field names reported by name per period; the others are counted together under
+        :data:`OTHER` (once per record), so that a flood of random keys can grow neither memory
+        nor the number of drift events.
+    max_name_length
+        Longer field names are never expected, nor reported by name (they are :data:`OTHER`).
+    max_fields
+        Most field names a learned schema tracks (the first seen in the reference records).
     thresholds
         Statistic -> (warning, alarm); a rate strictly above ``warning`` warns, at or above
         ``alarm`` alarms.
@@ -89,6 +101,8 @@ class SchemaMonitor:
         reference_size: int = 1000,
         presence: float = 0.99,
         max_new_fields: int = 20,
+        max_name_length: int = 128,
+        max_fields: int = 1000,
         thresholds: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         if every < 1 or reference_size < 1:
@@ -97,6 +111,8 @@ class SchemaMonitor:
         self.reference_size = reference_size
         self.presence = presence
         self.max_new_fields = max_new_fields
+        self.max_name_length = max_name_length
+        self.max_fields = max_fields
         self.optional = frozenset(optional)
         self.thresholds = {**DEFAULT_SCHEMA_THRESHOLDS, **(thresholds or {})}
         self._pinned = expected is not None
@@ -162,10 +178,15 @@ class SchemaMonitor:
             self._ref_first = offset
         self._ref_last = offset
         self._ref_n += 1
+        seen = self._ref_seen
         for name, value in row.items():
             if value is None:
                 continue
-            self._ref_seen[name] += 1
+            if name not in seen and (
+                len(seen) >= self.max_fields or len(name) > self.max_name_length
+            ):
+                continue  # not learned: a new field later
+            seen[name] += 1
             self._ref_kinds.setdefault(name, set()).add(kind_of(value))
         if self._ref_n >= self.reference_size:
             need = self.presence * self._ref_n
@@ -184,12 +205,24 @@ class SchemaMonitor:
         every record of the same shape (not when it has unknown fields: those are capped per
         period, so where they are counted depends on the period so far)."""
         known_optional = self._known_optional
+        new = self._new
+        # Names this period still has room for; "(other)" is not one of them.
+        room = self.max_new_fields - (len(new) - (OTHER in new))
+        other = False
         out: list[tuple[Counter[str], str]] = []
         for name, value in row.items():
             kinds = expected.get(name)
             if kinds is None:
-                if name not in known_optional:
-                    out.append((self._new, name))
+                if name in known_optional:
+                    continue
+                if name in new:
+                    out.append((new, name))
+                elif room > 0 and len(name) <= self.max_name_length:
+                    # The cap moves with every name admitted, within the record too.
+                    room -= 1
+                    out.append((new, name))
+                else:
+                    other = True
             elif value is None:
                 if name not in self.optional:
                     out.append((self._missing, name))
@@ -198,14 +231,10 @@ class SchemaMonitor:
         for name in expected:
             if name not in row and name not in self.optional:
                 out.append((self._missing, name))
-        new = self._new
-        if not any(counts is new for counts, _ in out):
-            return tuple(out), True
-        capped = [
-            (c, n if c is not new or n in new or len(new) < self.max_new_fields else "(other)")
-            for c, n in out
-        ]
-        return tuple(capped), False
+        if other:
+            out.append((new, OTHER))  # once per record: its rate is a share of records
+        # Where a record's new fields are counted depends on the period so far: not reusable.
+        return tuple(out), not any(counts is new for counts, _ in out)
 
     def _evaluate(self, last_offset: int) -> list[Finding]:
         n = self._n

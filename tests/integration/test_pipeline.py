@@ -35,7 +35,12 @@ def _produce(settings: Settings, rows: list[dict], topic: str | None = None) -> 
 )
 def test_final_metrics_equal_progressive_val_score(make_settings, dataset, preset, names):
     """The correctness anchor: same model, data and order -> River's numbers, bit for bit."""
-    settings = make_settings(model={"preset": preset, "seed": 3}, worker={"batch_size": 97})
+    settings = make_settings(
+        model={"preset": preset, "seed": 3},
+        # Named: the tree is multi-class, so its defaults are MacroF1 and CrossEntropy.
+        evaluation={"metrics": names},
+        worker={"batch_size": 97},
+    )
     worker = Worker(settings)
     worker.provision_topics()
     rows = list(dataset_rows(dataset))

@@ -212,6 +212,8 @@ def test_sigterm_at_20_points_ends_as_if_never_stopped(make_settings, tmp_path):
     for _ in range(20):
         proc = Proc(settings, tmp_path, PYTHONHASHSEED=str(rng.randrange(2**32)), **env)
         start = _committed(settings)
+        # Stopped once it has joined (its signal handlers are in place by then).
+        wait_for(lambda p=proc: "assigned [" in p.text(), timeout=60, what="the worker joins")
         _advance(settings, proc, rng.randrange(50, 350), end=n)
         assert proc.stop() == 0, proc.text()[-3000:]
         # Checkpoints are far apart here: each one was written at the graceful stop.

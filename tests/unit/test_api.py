@@ -19,13 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = {
     "ConceptChange": "streamer.monitoring",
     "ConceptDriftMonitor": "streamer.drift.concept",
-    "DualADWIN": "streamer.drift.concept",
+    "DualADWIN": "streamer.drift.detectors",
     "Evaluation": "streamer.monitoring",
     "Histogram": "streamer.monitoring",
     "ModelSubscriber": "streamer.registry",
     "ModelUpdate": "streamer.registry",
     "Monitor": "streamer.monitoring",
-    "OneSidedADWIN": "streamer.drift.concept",
+    "OneSidedADWIN": "streamer.drift.detectors",
     "Report": "streamer.monitoring",
     "compare": "streamer.monitoring",
 }

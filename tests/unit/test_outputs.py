@@ -140,3 +140,129 @@ def test_dead_letters_keep_the_original_and_add_context():
         "streamer.error.class": b"RecordError",
     }
     assert len(h["streamer.error.message"]) == 1000
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs never exceed what Kafka accepts
+
+
+def _dead(value: bytes, key: bytes | None = b"k", headers=None) -> DeadLetter:
+    rec = FakeRecord(value, key=key, offset=3, headers=headers)
+    return DeadLetter(rec, "validate", "missing_id", "RecordError", "no usable id")
+
+
+def test_a_dead_letter_that_fits_is_the_original():
+    from streamer.outputs import dead_letter_record
+    from streamer.records import record_size
+
+    value, key, headers = dead_letter_record(_dead(b"x" * 900, headers=[("t", b"1")]), 2000)
+    assert (value, key) == (b"x" * 900, b"k") and headers[0] == ("t", b"1")
+    assert "streamer.error.truncated" not in dict(headers)
+    assert record_size(key, value, headers) <= 2000
+
+
+def test_a_dead_letter_too_large_keeps_key_headers_and_the_start_of_its_value():
+    from streamer.outputs import dead_letter_record
+    from streamer.records import record_size
+
+    original = bytes(range(256)) * 40  # 10,240 bytes
+    value, key, headers = dead_letter_record(_dead(original, headers=[("trace", b"t")]), 4000)
+    h = dict(headers)
+    assert key == b"k" and h["trace"] == b"t" and h["streamer.error.reason"] == b"missing_id"
+    assert h["streamer.error.original.size"] == b"10240"
+    assert h["streamer.error.truncated"] == b"value"
+    assert original.startswith(value) and 0 < len(value) < 4000
+    assert 4000 - 100 < record_size(key, value, headers) <= 4000  # as much as fits
+
+
+def test_a_dead_letter_whose_key_alone_is_too_large_is_sent_bare():
+    from streamer.outputs import dead_letter_record
+    from streamer.records import record_size
+
+    value, key, headers = dead_letter_record(_dead(b"v" * 100, key=b"K" * 5000), 4000)
+    h = dict(headers)
+    assert (value, key) == (b"", None)
+    assert h["streamer.error.truncated"] == b"value,key,headers"
+    assert h["streamer.error.original.size"] == b"100"
+    assert record_size(key, value, headers) <= 4000
+
+
+def _too_large_over(limit: int):
+    from streamer.records import record_size
+
+    def refuse(topic, value, key, headers):
+        return "MSG_SIZE_TOO_LARGE" if record_size(key, value, headers) > limit else None
+
+    return refuse
+
+
+def test_a_refused_prediction_becomes_a_dead_letter_of_its_input():
+    sink = ListSink(refuse=_too_large_over(600))
+    em = Emitter(sink, predictions_topic="p", dead_letters_topic="d", max_message_bytes=600)
+    small = Event("a", {}, True, 0.0, 7, FakeRecord(b'{"id": "a"}', key=b"a", offset=7))
+    big_id = "b" * 400  # the key and the value of its prediction: 800+ bytes
+    big = Event(big_id, {}, True, 0.0, 8, FakeRecord(b'{"x": 1}', key=b"kb", offset=8))
+    em.predictions("events", 0, [(small, True, None), (big, False, None)], version=1)
+    made = em.flush(1.0)
+    assert [(d.record.offset(), d.stage, d.reason, d.error) for d in made] == [
+        (8, "emit", "output_too_large", "MSG_SIZE_TOO_LARGE")
+    ]
+    assert "its prediction" in made[0].message and "refused by topic 'p'" in made[0].message
+    assert [k for _, _, k, _ in sink.on("p")] == [b"a"]
+    ((_, value, key, headers),) = sink.on("d")
+    assert (value, key) == (b'{"x": 1}', b"kb")  # the input, as consumed
+    assert dict(headers)["streamer.error.stage"] == b"emit"
+
+
+def test_a_refused_dead_letter_is_sent_bare_and_then_fails_the_batch():
+    import pytest
+
+    from streamer.errors import DeliveryError
+
+    # The topic refuses anything over 700 bytes, though the producer could send 10,000.
+    sink = ListSink(refuse=_too_large_over(700))
+    em = Emitter(sink, predictions_topic="p", dead_letters_topic="d", max_message_bytes=10_000)
+    em.dead_letters([_dead(b"y" * 1000)])
+    assert em.flush(1.0) == []
+    ((_, value, key, headers),) = sink.on("d")
+    assert (value, key, dict(headers)["streamer.error.truncated"]) == (
+        b"",
+        None,
+        b"value,key,headers",
+    )
+    # A topic that refuses even that: not a record's problem any more.
+    em = Emitter(
+        ListSink(refuse=lambda *_: "INVALID_RECORD"), predictions_topic="p", dead_letters_topic="d"
+    )
+    em.dead_letters([_dead(b"z")])
+    with pytest.raises(DeliveryError, match=r"events\[0\]@3 was refused by topic 'd' even bare"):
+        em.flush(1.0)
+
+
+def test_a_refused_drift_event_is_logged(caplog):
+    from streamer.records import DriftEvent
+
+    ev = DriftEvent(
+        "schema",
+        "f",
+        "new_field_rate",
+        1.0,
+        0.01,
+        "alarm",
+        "events",
+        0,
+        (-1, -1),
+        (0, 9),
+        "m",
+        1,
+        0.0,
+        10,
+    )
+    em = Emitter(
+        ListSink(refuse=lambda *_: "INVALID_TIMESTAMP"),
+        predictions_topic="p",
+        dead_letters_topic="d",
+    )
+    em.drift_events([ev])
+    assert em.flush(1.0) == []
+    assert "output to drift-events refused and dropped: INVALID_TIMESTAMP" in caplog.text

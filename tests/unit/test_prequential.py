@@ -9,7 +9,7 @@ from river import datasets, evaluate, metrics
 
 from streamer.errors import ConfigError
 from streamer.models import build_model
-from streamer.prequential import ModelSlot, prequential
+from streamer.prequential import Evaluation, ModelSlot, prequential
 from streamer.records import Event
 from streamer.testing import FakeRecord, events_from, fragile_classifier
 
@@ -110,3 +110,45 @@ def test_positive_label_reaches_binary_metrics():
     f1 = p.evaluation.running["F1"].get()
     assert f1 == pytest.approx(2 * precision * recall / (precision + recall))
     assert f1 > 0.5
+
+
+@pytest.mark.parametrize(
+    ("preset", "classes", "defaults"),
+    [
+        ("logistic_regression", [], ["Accuracy", "F1", "LogLoss"]),
+        ("softmax_regression", [], ["Accuracy", "MacroF1", "CrossEntropy"]),
+        ("hoeffding_tree", [], ["Accuracy", "MacroF1", "CrossEntropy"]),
+        ("hoeffding_tree", [True, False], ["Accuracy", "F1", "LogLoss"]),
+        ("linear_regression", [], ["MAE", "RMSE"]),
+    ],
+)
+def test_default_metrics_follow_the_task(preset, classes, defaults):
+    assert list(Evaluation(build_model(preset), classes=classes).running) == defaults
+
+
+def test_multiclass_defaults_score_a_multiclass_stream():
+    """ImageSegments (7 classes) with the binary defaults read F1 0.0 and LogLoss 34.5."""
+    events = list(events_from(itertools.islice(datasets.ImageSegments(), 1000)))
+    p = ModelSlot(build_model("softmax_regression"))
+    prequential([p], events)
+    values = {n: m.get() for n, m in p.evaluation.running.items()}
+    assert set(values) == {"Accuracy", "MacroF1", "CrossEntropy"}
+    assert values["MacroF1"] > 0.3 and values["CrossEntropy"] < 5
+    # What the binary metrics would have said: the reason they are not the default.
+    binary = ModelSlot(build_model("softmax_regression"), metrics=["F1", "LogLoss"])
+    prequential([binary], events)
+    running = binary.evaluation.running
+    assert running["F1"].get() == 0.0 and running["LogLoss"].get() > 30
+
+
+def test_binary_metrics_with_more_than_two_declared_classes_are_refused(caplog):
+    with pytest.raises(ConfigError, match="F1 only score two classes, and evaluation.classes"):
+        Evaluation(build_model("softmax_regression"), metrics=["Accuracy", "F1"], classes="abc")
+    # Undeclared: a multi-class model may be given a binary stream; a warning says so.
+    Evaluation(build_model("hoeffding_tree"), metrics=["F1"])
+    assert "F1 only score two classes and the model is multi-class" in caplog.text
+
+
+def test_a_binary_model_cannot_declare_more_than_two_classes():
+    with pytest.raises(ConfigError, match="3 classes declared, but LogisticRegression is a binary"):
+        ModelSlot(build_model("logistic_regression"), classes=["a", "b", "c"])

@@ -137,3 +137,142 @@ def test_digest_changes_with_any_setting():
     b = load_settings(env={"STREAMER_MODEL__SEED": "1"})
     assert a.digest() == load_settings(env={}).digest()
     assert a.digest() != b.digest()
+
+
+# --------------------------------------------------------------------------------------------
+# Edges: each a ConfigError naming the setting (exit status 2), never a traceback.
+
+
+@pytest.mark.parametrize(
+    ("env", "setting", "fragment"),
+    [
+        (
+            {"STREAMER_DRIFT__CONCEPT__DETECTOR": "foo"},
+            "drift.concept.detector (from STREAMER_DRIFT__CONCEPT__DETECTOR)",
+            "unknown concept drift detector 'foo'; expected one of DualADWIN",
+        ),
+        (
+            {"STREAMER_DRIFT__CONCEPT__PARAMS": '{"delta": 5}'},
+            "drift.concept.params (from STREAMER_DRIFT__CONCEPT__PARAMS)",
+            "detector 'DualADWIN' has no parameter 'delta'; accepted: fast_delta",
+        ),
+        (
+            {
+                "STREAMER_DRIFT__CONCEPT__DETECTOR": "ADWIN",
+                "STREAMER_DRIFT__CONCEPT__PARAMS": '{"delta": 5}',
+            },
+            "drift.concept.params",
+            "delta must be in (0, 1), got 5",
+        ),
+        (
+            {
+                "STREAMER_DRIFT__CONCEPT__DETECTOR": "HDDM_A",
+                "STREAMER_DRIFT__CONCEPT__PARAMS__DRIFT_CONFIDENCE": "5",
+            },
+            "drift.concept.params (from STREAMER_DRIFT__CONCEPT__PARAMS__DRIFT_CONFIDENCE)",
+            "fails with parameters {'drift_confidence': 5}",
+        ),
+        (
+            {"STREAMER_EVALUATION__CLASSES": '["yes", "no"]'},
+            "evaluation (from STREAMER_EVALUATION__CLASSES)",
+            "positive_label True is not one of the 2 classes",
+        ),
+        (
+            {"STREAMER_KAFKA__PRODUCER__MESSAGE_MAX_BYTES": "100000"},
+            "settings (from STREAMER_KAFKA__PRODUCER__MESSAGE_MAX_BYTES)",
+            "checkpoint.chunk_bytes (524288) + 1 KiB for its key and headers must fit",
+        ),
+        (
+            {"STREAMER_INPUT__MAX_ABS_VALUE_BY_FEATURE__AMOUNT": "-1"},
+            "input.max_abs_value_by_feature",
+            "limits must be > 0",
+        ),
+    ],
+)
+def test_edges_are_configuration_errors(env, setting, fragment):
+    with pytest.raises(ConfigError) as info:
+        load_settings(env=env)
+    assert str(info.value).startswith(setting), str(info.value)
+    assert fragment in str(info.value)
+
+
+def test_edges_exit_with_status_2_and_no_traceback(monkeypatch, capsys):
+    from streamer.cli import main
+
+    for name, value in [
+        ("STREAMER_DRIFT__CONCEPT__DETECTOR", "foo"),
+        ("STREAMER_DRIFT__CONCEPT__PARAMS", '{"delta": 5}'),
+    ]:
+        monkeypatch.setenv(name, value)
+        assert main(["check-config"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("streamer: configuration error: drift.concept.")
+        assert "Traceback" not in err
+        monkeypatch.delenv(name)
+
+
+def test_detector_names_are_canonical_and_params_reach_it():
+    s = load_settings(
+        env={
+            "STREAMER_DRIFT__CONCEPT__DETECTOR": "binary.hddma",
+            # A free-form value is JSON when it parses as JSON: a number here, not a string.
+            "STREAMER_DRIFT__CONCEPT__PARAMS__DRIFT_CONFIDENCE": "0.01",
+        }
+    )
+    assert s.drift.concept.detector == "HDDM_A"
+    assert s.drift.concept.params == {"drift_confidence": 0.01}
+
+
+def test_environment_values_are_read_as_the_setting_expects():
+    s = load_settings(
+        env={
+            "STREAMER_FIELDS__LABEL": "",  # the documented "no labels", from the environment
+            "STREAMER_FIELDS__FEATURES": "",  # an empty list
+            "STREAMER_KAFKA__CLIENT__SASL_PASSWORD": '{not-json["',
+            "STREAMER_KAFKA__CLIENT__SASL_USERNAME": "[admin]",
+            "STREAMER_KAFKA__GROUP_ID": "[g]",
+            "STREAMER_MODEL__PARAMS__L2": "0.001",
+            "STREAMER_MODEL__PARAMS__OPTIMIZER": "sgd",  # not JSON: a string
+            "STREAMER_DRIFT__THRESHOLDS__FEATURES__PSI": "[0.1, 0.3]",
+            "STREAMER_EVALUATION__CLASSES": "[true, false]",
+        }
+    )
+    assert s.fields.label == ""
+    assert s.fields.features == []
+    assert s.kafka.client == {"sasl.password": '{not-json["', "sasl.username": "[admin]"}
+    assert s.kafka.group_id == "[g]"
+    assert s.model.params == {"l2": 0.001, "optimizer": "sgd"}
+    # The effective table: what is set, over the defaults.
+    assert s.drift.thresholds["features"]["psi"] == (0.1, 0.3)
+    assert s.drift.thresholds["features"]["js"] == (0.12, 0.15)
+    assert s.evaluation.classes == [True, False]
+
+
+def test_oauthbearer_config_and_private_keys_are_masked():
+    s = load_settings(
+        env={
+            "STREAMER_KAFKA__CLIENT__SASL_OAUTHBEARER_CONFIG": "clientId=me clientSecret=s3cr3t",
+            "STREAMER_KAFKA__CLIENT__SASL_OAUTHBEARER_METHOD": "oidc",
+            "STREAMER_KAFKA__CLIENT__SSL_KEY_PEM": "-----BEGIN PRIVATE KEY-----",
+        }
+    )
+    shown = masked(s)["kafka"]["client"]
+    assert shown == {
+        "sasl.oauthbearer.config": "******",
+        "sasl.oauthbearer.method": "oidc",
+        "ssl.key.pem": "******",
+    }
+    assert "s3cr3t" not in repr(masked(s))
+
+
+def test_a_wrongly_typed_secret_is_not_echoed(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text('[kafka.client]\n"sasl.password" = ["hunter2"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(f, env={})
+    assert str(info.value).startswith("kafka.client.sasl.password: Input should be a valid string")
+    assert "hunter2" not in str(info.value)
+    assert "not shown: a secret" in str(info.value)
+    # Other settings still show what they got.
+    with pytest.raises(ConfigError, match=r"\(got 'x'\)"):
+        load_settings(env={"STREAMER_WORKER__BATCH_SIZE": "x"})

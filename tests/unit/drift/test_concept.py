@@ -23,6 +23,7 @@ from streamer.drift.concept import (
     OneSidedADWIN,
     make_detector,
 )
+from streamer.drift.detectors import check_detector
 
 # Every canonical name (aliases resolve to these).
 CANONICAL = (
@@ -380,23 +381,47 @@ def test_unknown_name_lists_the_accepted_ones() -> None:
 @pytest.mark.parametrize(
     ("name", "params", "message"),
     [
-        ("ADWIN", {"delta": 2}, r"'delta' of detector 'ADWIN' must be a number in \(0, 1\)"),
-        ("ADWIN", {"clock": 0}, "'clock' of detector 'ADWIN' must be a positive integer"),
-        ("ADWIN", {"clock": True}, "must be a positive integer"),
+        # Names and types come from the constructor's signature…
         ("ADWIN", {"dleta": 0.1}, "has no parameter 'dleta'; accepted: delta, clock"),
-        ("DDM", {"drift_threshold": -1}, "must be a finite number > 0"),
+        ("ADWIN", {"clock": True}, "'clock' of detector 'ADWIN' must be an integer, got True"),
+        ("DDM", {"drift_threshold": "3"}, "'drift_threshold' of detector 'DDM' must be a finite"),
+        ("HDDM_A", {"two_sided_test": 1}, "must be True or False"),
+        ("NoDrift", {"delta": 0.1}, "accepted: none"),
+        # …values are the constructor's business: River's own checks…
         ("EDDM", {"alpha": 0.8, "beta": 0.9}, "invalid parameters for detector 'EDDM'"),
-        ("FHDDM", {"confidence_level": 0}, r"must be a number in \(0, 1\)"),
-        ("PageHinkley", {"mode": "sideways"}, "'up', 'down' or 'both'"),
+        ("FHDDM", {"confidence_level": 0}, "invalid parameters for detector 'FHDDM'"),
+        ("PageHinkley", {"mode": "sideways"}, "Invalid 'mode'"),
         ("KSWIN", {"window_size": 10, "stat_size": 30}, "invalid parameters for detector 'KSWIN'"),
+        # …ours, and those of ADWIN, which River does not check.
+        ("ADWIN", {"delta": 2}, r"delta must be in \(0, 1\), got 2"),
+        ("ADWIN", {"clock": 0}, "clock must be a positive integer"),
+        ("ADWIN", {"max_buckets": 0}, "max_buckets must be a positive integer"),
         ("DualADWIN", {"fast_delta": 1.5}, "fast_delta"),
         ("DualADWIN", {"merge_window": -1}, "integer >= 0"),
-        ("NoDrift", {"delta": 0.1}, "accepted: none"),
+        ("OneSidedADWIN", {"max_buckets": 0}, "max_buckets must be a positive integer"),
     ],
 )
 def test_bad_params_are_refused(name: str, params: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make_detector(name, params)
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("HDDM_A", {"drift_confidence": 5}), ("HDDM_A", {"drift_confidence": 0})],
+)
+def test_values_that_fail_only_when_running_are_found_by_the_check(
+    name: str, params: dict[str, object]
+) -> None:
+    make_detector(name, params)  # River builds it…
+    with pytest.raises(ValueError, match=f"detector '{name}' fails with parameters"):
+        check_detector(name, params)  # …and the start-up check runs it
+
+
+def test_the_check_accepts_every_detector_at_its_defaults() -> None:
+    for name in CANONICAL:
+        assert check_detector(name.lower()) == name
+    assert check_detector("DualADWIN", {"slow_delta": None, "fast_clock": 4}) == "DualADWIN"
 
 
 def test_params_must_be_a_mapping() -> None:

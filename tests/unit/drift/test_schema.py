@@ -82,3 +82,41 @@ def test_batch_boundaries_do_not_change_findings(sizes):
 def test_a_stable_schema_never_alarms():
     mon = SchemaMonitor({"id": {"number"}, "x": {"number"}}, every=100)
     assert mon.observe([{"id": i, "x": i * 0.5} for i in range(5000)], range(5000)) == []
+
+
+def test_one_record_with_many_new_fields_is_bounded_and_its_rate_is_a_share():
+    mon = SchemaMonitor({"id": {"number"}}, every=10, max_new_fields=20)
+    flood = {"id": 0, **{f"f{i}": 1 for i in range(10_000)}}
+    rows = [flood] + [{"id": i} for i in range(1, 10)]
+    found = mon.observe(rows, range(10))
+    names = [f.feature for f in found]
+    assert len(found) == 21 and names.count("(other)") == 1
+    assert sorted(names) == sorted(["(other)", *(f"f{i}" for i in range(20))])  # the first 20
+    assert {f.value for f in found} == {0.1}  # one record in ten: every rate is a share
+
+
+def test_new_field_rates_are_shares_of_records():
+    mon = SchemaMonitor({"id": {"number"}}, every=4, max_new_fields=1)
+    rows = [{"id": i, "a": 1, f"x{i}": 1, f"y{i}": 1} for i in range(4)]
+    found = {f.feature: f.value for f in mon.observe(rows, range(4))}
+    assert found == {"a": 1.0, "(other)": 1.0}
+    assert all(0.0 <= f <= 1.0 for f in found.values())
+
+
+def test_long_field_names_are_never_learned_nor_reported_by_name():
+    long = "n" * 500
+    mon = SchemaMonitor(None, every=10, reference_size=10, max_name_length=100)
+    mon.observe([{"id": i, long: 1.0} for i in range(10)], range(10))
+    assert mon.expected == {"id": frozenset({"number"})}
+    found = mon.observe([{"id": i, long: 1.0} for i in range(10, 20)], range(10, 20))
+    assert [(f.feature, f.statistic, f.value) for f in found] == [
+        ("(other)", "new_field_rate", 1.0)
+    ]
+
+
+def test_a_learned_schema_tracks_a_bounded_number_of_names():
+    mon = SchemaMonitor(None, every=10, reference_size=100, max_fields=50)
+    rows = [{"id": i, **{f"r{i}_{j}": 1 for j in range(100)}} for i in range(100)]
+    mon.observe(rows, range(100))
+    assert mon.expected == {"id": frozenset({"number"})}
+    assert len(mon._ref_seen) == 50
