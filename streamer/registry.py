@@ -54,6 +54,7 @@ import orjson
 
 from streamer.errors import PayloadError
 from streamer.records import Headers
+from streamer.resources import load_avsc
 from streamer.signing import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     Chunks,
@@ -84,41 +85,9 @@ _KIND = "streamer.model_update"
 _ID_HEADER = "streamer.update"
 _FORMAT = 1
 
-#: Avro schema of the manifest (``output.format = "avro"``); schemas/model_update.avsc is a
-#: copy. JSON manifests carry the same fields.
-MODEL_UPDATE_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "ModelUpdate",
-    "namespace": "io.streamer",
-    "doc": "A signed snapshot of a partition's champion; its payload is in chunk records.",
-    "fields": [
-        {"name": "kind", "type": "string"},
-        {"name": "format", "type": "int"},
-        {"name": "name", "type": "string", "doc": "The model's name (model.name)."},
-        {"name": "topic", "type": "string", "doc": "Input topic of the partition."},
-        {"name": "partition", "type": "int"},
-        {"name": "version", "type": "long", "doc": "Changes when the champion is replaced."},
-        {"name": "revision", "type": "long", "doc": "Events the model had learned."},
-        {"name": "parent_version", "type": ["null", "long"], "default": None},
-        {"name": "reason", "type": "string", "doc": "initial, periodic, promotion, rollback."},
-        {"name": "created_at", "type": "double", "doc": "Epoch seconds."},
-        {"name": "model_class", "type": "string"},
-        {"name": "first_offset", "type": "long", "doc": "First offset the model learned."},
-        {"name": "last_offset", "type": "long", "doc": "Last offset the model learned."},
-        {"name": "events_learned", "type": "long"},
-        {"name": "trigger", "type": ["null", "string"], "default": None, "doc": "JSON."},
-        {"name": "metrics", "type": {"type": "map", "values": "double"}},
-        {"name": "settings_hash", "type": "string"},
-        {"name": "versions", "type": {"type": "map", "values": "string"}},
-        {"name": "payload_format", "type": "string"},
-        {"name": "payload_bytes", "type": "long"},
-        {"name": "payload_sha256", "type": "string"},
-        {"name": "chunks", "type": "int"},
-        {"name": "chunk_keys", "type": "string"},
-        {"name": "key_id", "type": "string"},
-        {"name": "signature", "type": "string"},
-    ],
-}
+#: Avro schema of the manifest (``output.format = "avro"``), from the shipped
+#: ``streamer/schemas/model_update.avsc``. JSON manifests carry the same fields.
+MODEL_UPDATE_SCHEMA: dict[str, Any] = load_avsc("model_update")
 
 
 @dataclass(slots=True)
@@ -165,8 +134,11 @@ class ModelUpdate:
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("streamer", "river", "numpy"):
+    from streamer._version import __version__
+
+    # streamer's distribution is streamer-drift: its version comes from there.
+    out = {"python": platform.python_version(), "streamer": __version__}
+    for dist in ("river", "numpy"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

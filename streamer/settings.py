@@ -52,6 +52,7 @@ from pydantic import (
     model_validator,
 )
 
+from streamer.drift import defaults as drift_defaults
 from streamer.errors import ConfigError
 
 __all__ = [
@@ -248,7 +249,10 @@ class ModelSettings(_Section):
     name: str = "champion"
     """Model name carried by predictions (and, later, model updates)."""
     preset: str = "logistic_regression"
-    """A preset name (see ``streamer.models.PRESETS``) or ``package.module:factory``."""
+    """A preset name (see ``streamer.models.PRESETS``) or ``package.module:factory``. A
+    factory is code named by the configuration: the worker imports and runs it (and
+    ``streamer check-config`` only with ``--import-models``), so whoever can set this setting
+    (the file, ``STREAMER_MODEL__PRESET``) can run code as the worker."""
     params: dict[str, Any] = Field(default_factory=dict)
     """Keyword arguments for the preset or factory."""
     seed: int = 42
@@ -287,11 +291,12 @@ class ConceptDriftSettings(_Section):
     """Drift detection on the champion's per-event error (0/1, or absolute error)."""
 
     enabled: bool = True
-    detector: str = ""
-    """A detector name from ``streamer.drift.detectors.DETECTORS`` (River's ADWIN, DDM, EDDM,
-    HDDM_A, HDDM_W, PageHinkley, FHDDM, KSWIN…); empty for streamer's default."""
+    detector: str = drift_defaults.DETECTOR
+    """A detector name from ``streamer.drift.detectors.DETECTORS``: streamer's DualADWIN (the
+    default), or River's ADWIN, DDM, EDDM, HDDM_A, HDDM_W, PageHinkley, FHDDM, KSWIN…"""
     params: dict[str, Any] = Field(default_factory=dict, validate_default=True)
-    """Keyword arguments of the detector."""
+    """Keyword arguments of the detector; unset ones keep the detector's defaults (which
+    ``streamer check-config`` prints)."""
 
     # The detector is checked once, here: a bad name or parameter is a configuration error at
     # start-up, not a traceback when the first partition is assigned. (Imported late: River is
@@ -311,8 +316,8 @@ class ConceptDriftSettings(_Section):
     def _detector_accepts(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         if "detector" not in info.data:  # the name was refused already
             return v
-        if not v and not info.data["detector"]:  # the default, as is: nothing to check
-            return v
+        if not v and info.data["detector"] in ("", drift_defaults.DETECTOR):
+            return v  # the default, as is: nothing to check
         from streamer.drift.detectors import DEFAULT_DETECTOR, check_detector
 
         check_detector(info.data["detector"] or DEFAULT_DETECTOR, v)
@@ -322,19 +327,19 @@ class ConceptDriftSettings(_Section):
 class WindowDriftSettings(_Section):
     """Reference window against a sliding current window, for features, predictions, labels.
 
-    Unset sizes take the defaults of ``streamer.drift.window.WindowMonitor`` (docs/drift.md
-    says how they were chosen)."""
+    The defaults live in ``streamer.drift.defaults`` (docs/drift.md says how they were
+    chosen)."""
 
     reference: Literal["first", "pinned"] = "first"
     """``first``: the first ``reference_size`` events after the model (re)starts. ``pinned``:
     the snapshots in ``reference_file`` (made by ``streamer drift-reference``)."""
     reference_file: str = ""
-    reference_size: int | None = Field(None, ge=1)
-    window_size: int | None = Field(None, ge=1)
-    every: int | None = Field(None, ge=1)
+    reference_size: int = Field(drift_defaults.REFERENCE_SIZE, ge=1)
+    window_size: int = Field(drift_defaults.WINDOW_SIZE, ge=1)
+    every: int = Field(drift_defaults.EVERY, ge=1)
     """Statistics are evaluated every this many events (K); never per event."""
-    bins: int | None = Field(None, ge=2)
-    top_k: int | None = Field(None, ge=1)
+    bins: int = Field(drift_defaults.BINS, ge=2)
+    top_k: int = Field(drift_defaults.TOP_K, ge=1)
 
     @model_validator(mode="after")
     def _pinned_needs_file(self) -> WindowDriftSettings:
@@ -343,8 +348,13 @@ class WindowDriftSettings(_Section):
         return self
 
 
-_WINDOW_STATISTICS = ("psi", "js", "ks", "missing_rate", "out_of_range_rate", "new_category_rate")
-_SCHEMA_STATISTICS = ("new_field_rate", "missing_rate", "type_changed_rate")
+# Signal (as in [drift.thresholds]) -> its default (warning, alarm) per statistic.
+_DEFAULT_THRESHOLDS = {
+    "features": drift_defaults.WINDOW_THRESHOLDS,
+    "predictions": drift_defaults.WINDOW_THRESHOLDS,
+    "labels": drift_defaults.WINDOW_THRESHOLDS,
+    "schema": drift_defaults.SCHEMA_THRESHOLDS,
+}
 
 
 class DriftSettings(_Section):
@@ -361,9 +371,12 @@ class DriftSettings(_Section):
     """Watch true classes or targets (label drift)."""
     schema_drift: bool = Field(True, alias="schema")
     """Count fields that are new, missing or of a changed type (schema drift)."""
-    thresholds: dict[str, dict[str, tuple[float, float]]] = Field(default_factory=dict)
+    thresholds: dict[str, dict[str, tuple[float, float]]] = Field(
+        default_factory=dict, validate_default=True
+    )
     """Per signal (``features``, ``predictions``, ``labels``, ``schema``), statistic ->
-    ``[warning, alarm]``, e.g. ``features.psi = [0.1, 0.25]``; unset ones keep the defaults."""
+    ``[warning, alarm]``, e.g. ``features.psi = [0.1, 0.25]``. Unset ones take the defaults
+    of ``streamer.drift.defaults``: once loaded, every signal lists every statistic."""
     max_features: int = Field(100, ge=1)
     """Features watched when ``fields.features`` is empty (the first event's, in order)."""
     max_exported_features: int = Field(50, ge=0)
@@ -377,12 +390,7 @@ class DriftSettings(_Section):
     def _known_statistics(
         cls, v: dict[str, dict[str, tuple[float, float]]]
     ) -> dict[str, dict[str, tuple[float, float]]]:
-        allowed = {
-            "features": _WINDOW_STATISTICS,
-            "predictions": _WINDOW_STATISTICS,
-            "labels": _WINDOW_STATISTICS,
-            "schema": _SCHEMA_STATISTICS,
-        }
+        allowed = {signal: tuple(stats) for signal, stats in _DEFAULT_THRESHOLDS.items()}
         for signal, stats in v.items():
             if signal not in allowed:
                 raise ValueError(f"unknown signal {signal!r}; expected one of {', '.join(allowed)}")
@@ -396,7 +404,11 @@ class DriftSettings(_Section):
                     raise ValueError(
                         f"{signal}.{stat}: need 0 <= warning <= alarm, got {[warn, alarm]}"
                     )
-        return v
+        # The effective thresholds: what is set, over the defaults.
+        return {
+            signal: {**defaults, **v.get(signal, {})}
+            for signal, defaults in _DEFAULT_THRESHOLDS.items()
+        }
 
     def thresholds_for(self, signal: str) -> dict[str, tuple[float, float]]:
         return dict(self.thresholds.get(signal, {}))
@@ -831,3 +843,23 @@ def masked(settings: Settings) -> dict[str, Any]:
 
     result: dict[str, Any] = walk(settings.model_dump(mode="json", by_alias=True))
     return result
+
+
+def effective(settings: Settings, *, task: str = "classification") -> dict[str, Any]:
+    """The settings that apply, as plain data with secrets masked (``streamer check-config``).
+
+    The tree already holds every default but one: the concept detector's parameters are the
+    detector's own, so they are read from its signature here (this imports River).
+    ``task`` is the model's (``classification`` or ``regression``): some detectors only take
+    a classifier's 0/1 errors.
+    """
+    from streamer.drift.detectors import effective_detector
+
+    data = masked(settings)
+    c = settings.drift.concept
+    try:
+        name, params = effective_detector(c.detector, c.params, task=task, seed=settings.model.seed)
+    except ValueError as exc:
+        raise ConfigError("drift.concept", str(exc)) from exc
+    data["drift"]["concept"].update(detector=name, params=params)
+    return data

@@ -176,8 +176,11 @@ def new_state(
 
 def library_versions() -> dict[str, str]:
     """Versions of Python and of the libraries a pickled model depends on."""
-    out = {"python": platform.python_version()}
-    for dist in ("streamer", "river", "numpy"):
+    from streamer._version import __version__
+
+    # streamer's distribution is streamer-drift: its version comes from there.
+    out = {"python": platform.python_version(), "streamer": __version__}
+    for dist in ("river", "numpy"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

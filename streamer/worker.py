@@ -918,8 +918,10 @@ def _by_partition(records: Sequence[Record]) -> dict[TopicPartition, list[Record
 
 
 def _versions() -> dict[str, str]:
-    out = {}
-    for dist in ("streamer", "river", "confluent-kafka", "fastavro", "prometheus-client"):
+    from streamer._version import __version__
+
+    out = {"streamer": __version__}
+    for dist in ("river", "confluent-kafka", "fastavro", "prometheus-client"):
         try:
             out[dist.replace("-", "_")] = metadata.version(dist)
         except metadata.PackageNotFoundError:

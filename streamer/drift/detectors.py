@@ -31,6 +31,8 @@ from typing import Any, Protocol
 from river import base, drift
 from river.drift import binary
 
+from streamer.drift import defaults
+
 __all__ = [
     "DEFAULT_DETECTOR",
     "DETECTORS",
@@ -42,6 +44,7 @@ __all__ = [
     "canonical_name",
     "check_detector",
     "checked_adwin",
+    "effective_detector",
     "make_detector",
     "spec_of",
 ]
@@ -381,7 +384,7 @@ _LOWER = {n.lower(): n for n in list(_SPECS) + list(_ALIASES)}
 DETECTORS: tuple[str, ...] = tuple(_SPECS) + tuple(_ALIASES)
 
 #: The detector used when the settings name none (see ``docs/drift.md`` for why).
-DEFAULT_DETECTOR = "DualADWIN"
+DEFAULT_DETECTOR = defaults.DETECTOR
 
 # A short error stream every new detector must get through in check_detector: a stable
 # stretch, a rise, and a fall, long enough for ADWIN's clock and the detectors' warm-ups.
@@ -570,3 +573,34 @@ math domain error
             f"{type(exc).__name__}: {exc}"
         ) from exc
     return canonical
+
+
+def effective_detector(
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    task: str = "classification",
+    seed: int | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """The canonical name of a detector and every parameter that applies to it.
+
+    Unset parameters take the defaults of the detector's constructor (its signature), so
+    ``streamer check-config`` can show what runs rather than an empty table; ``seed`` is what a
+    seeded detector gets when ``params`` has none.
+
+    Examples
+    --------
+    >>> name, params = effective_detector("adwin", {"delta": 0.01})
+    >>> name, params["delta"], params["clock"]
+    ('ADWIN', 0.01, 32)
+    """
+    canonical, spec = spec_of(name, task)
+    out = {
+        key: p.default
+        for key, p in accepted_params(canonical).items()
+        if p.default is not inspect.Parameter.empty
+    }
+    if spec.seeded:
+        out["seed"] = seed
+    out.update(params or {})
+    return canonical, out

@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from streamer.drift import defaults
 from streamer.drift.window import Finding
 
 __all__ = ["DEFAULT_SCHEMA_THRESHOLDS", "OTHER", "SCHEMA_STATISTICS", "SchemaMonitor", "kind_of"]
@@ -43,12 +44,8 @@ _MAX_SIGNATURES = 256
 SCHEMA_STATISTICS = ("new_field_rate", "missing_rate", "type_changed_rate")
 #: The name under which new fields beyond the named ones are counted.
 OTHER = "(other)"
-#: Statistic -> (warning, alarm) on the share of records of a period.
-DEFAULT_SCHEMA_THRESHOLDS: dict[str, tuple[float, float]] = {
-    "new_field_rate": (0.0, 0.01),
-    "missing_rate": (0.0, 0.01),
-    "type_changed_rate": (0.0, 0.01),
-}
+#: Statistic -> (warning, alarm); see :data:`streamer.drift.defaults.SCHEMA_THRESHOLDS`.
+DEFAULT_SCHEMA_THRESHOLDS: dict[str, tuple[float, float]] = defaults.SCHEMA_THRESHOLDS
 
 
 def kind_of(value: Any) -> str:

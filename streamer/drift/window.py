@@ -63,7 +63,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from streamer.drift import stats
+from streamer.drift import defaults, stats
 
 __all__ = [
     "CATEGORICAL_STATISTICS",
@@ -74,19 +74,8 @@ __all__ = [
     "WindowMonitor",
 ]
 
-#: Statistic -> (warning, alarm). A value at or above a threshold reaches that level.
-#: PSI uses the industry's 0.1 / 0.25; the other levels come from
-#: ``benchmarks/feature_drift_quality.py`` (docs/drift.md): at the default windows no warning
-#: or alarm in about a million stationary events, and a 0.5 sd mean shift, a 1.5x spread or a
-#: 2% new category alarm within about one window.
-DEFAULT_THRESHOLDS: dict[str, tuple[float, float]] = {
-    "psi": (0.1, 0.25),
-    "js": (0.12, 0.15),
-    "ks": (0.1, 0.15),
-    "missing_rate": (0.05, 0.1),
-    "out_of_range_rate": (0.02, 0.05),
-    "new_category_rate": (0.005, 0.01),
-}
+#: Statistic -> (warning, alarm); see :data:`streamer.drift.defaults.WINDOW_THRESHOLDS`.
+DEFAULT_THRESHOLDS: dict[str, tuple[float, float]] = defaults.WINDOW_THRESHOLDS
 
 #: Statistics reported for each numeric feature, in the order of the findings.
 NUMERIC_STATISTICS: tuple[str, ...] = ("psi", "js", "ks", "missing_rate", "out_of_range_rate")
@@ -222,11 +211,11 @@ class WindowMonitor:
         numeric: Sequence[str] = (),
         categorical: Sequence[str] = (),
         *,
-        reference_size: int = 2000,
-        window_size: int = 1000,
-        every: int = 250,
-        bins: int = 10,
-        top_k: int = 20,
+        reference_size: int = defaults.REFERENCE_SIZE,
+        window_size: int = defaults.WINDOW_SIZE,
+        every: int = defaults.EVERY,
+        bins: int = defaults.BINS,
+        top_k: int = defaults.TOP_K,
         max_categories: int = 1000,
         thresholds: Mapping[str, tuple[float, float]] | None = None,
         reference: str = "first",

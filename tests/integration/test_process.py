@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -101,7 +102,7 @@ def test_sigterm_finishes_the_batch_commits_and_exits_cleanly(make_settings):
     try:
         wait_for(lambda: _committed(settings) > 0, timeout=60, what="a first commit")
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 0, err
@@ -109,6 +110,10 @@ def test_sigterm_finishes_the_batch_commits_and_exits_cleanly(make_settings):
     done = _committed(settings)
     assert 0 < done < n, "stopped before the end of the topic"
     assert f"worker stopped after {done} records" in err
+    # The summary of the run, on stdout, also after a signal.
+    assert f"events        {done:,} in" in out
+    assert f"predictions   {done:,}" in out
+    assert f"next offset {done:,}" in out
     preds = read_topic(settings.kafka, settings.topics.predictions, done)
     assert [orjson.loads(m.value())["offset"] for m in preds] == list(range(done))
 
@@ -303,59 +308,112 @@ def test_two_workers_share_the_partitions_of_one_group(make_settings):
     assert all("assigned [('" in e for e in errs), errs
 
 
-def test_demo_runs_end_to_end_on_its_own_embedded_broker():
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "streamer",
-            "demo",
-            "--events",
-            "4000",
-            "--rate",
-            "0",
-            "--port",
-            "0",
-            "--drift-every",
-            "1500",
-            "--bad-every",
-            "1000",
-        ],
+def test_run_with_max_events_prints_a_summary_text_or_json(make_settings):
+    settings = make_settings()
+    _provision(settings)
+    rows = [{"id": f"e{i}", "x": i % 7, "label": i % 3 == 0} for i in range(200)]
+    rows[10]["x"] = "seven"
+    rows[20]["x"] = "eight"
+    sink = kafka.KafkaSink(kafka.make_producer(settings.kafka))
+    produce_rows(rows, sink, settings.topics.events, JsonEncoder())
+    sink.produce(settings.topics.events, b"{not json", b"bad")
+    sink.close()
+    # Brokers from the command line, like produce: nothing in the environment.
+    env = _env(settings)
+    del env["STREAMER_KAFKA__BOOTSTRAP_SERVERS"]
+    args = ["run", "--bootstrap-servers", settings.kafka.bootstrap_servers, "--max-events", "201"]
+    run = subprocess.run(
+        [sys.executable, "-m", "streamer", *args],
+        env=env,
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
-        env={k: v for k, v in os.environ.items() if not k.startswith("STREAMER_")},
+        timeout=120,
     )
-    assert proc.returncode == 0, proc.stderr
-    out = proc.stdout
-    assert "embedded broker (Tansu)" in out
-    progress = [line for line in out.splitlines() if line.startswith("[")]
-    last = progress[-1]
-    assert "events     4,000" in last
-    assert "dead letters 4" in last
-    assert "rolling Accuracy" in last
-    # The stream's concept switches at 1500 and 3000: the demo shows the drift it caught.
-    assert "drift alarm: concept DualADWIN" in out
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    assert out.startswith("streamer run: summary\n")
+    assert "events        201 in" in out
+    assert "predictions   198" in out
+    assert "dead letters  3: decode/undecodable 1, validate/wrong_type 2" in out
+    assert "drift events  " in out
+    assert f"  {settings.topics.events}[0]: 201 events, model v1, next offset 201\n" in out
+    assert re.search(r"\n    Accuracy 0\.\d{4}  F1 0\.\d{4}  LogLoss \d\.\d{4}\n", out)
 
-
-def test_demo_stops_cleanly_on_ctrl_c():
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamer", "demo", "--port", "0", "--rate", "3000"],
+    # The same as one JSON log line, for log shippers (another group, with a changelog of its
+    # own, reads from the start).
+    env["STREAMER_KAFKA__GROUP_ID"] = settings.kafka.group_id + "-json"
+    env["STREAMER_TOPICS__CHANGELOG"] = settings.changelog_topic + "-json"
+    run = subprocess.run(
+        [sys.executable, "-m", "streamer", "--log-format", "json", *args],
+        env=env,
         cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("STREAMER_")},
+        timeout=120,
     )
-    try:
-        for line in proc.stdout:  # wait for live progress with events flowing
-            if line.startswith("[") and "events       500" not in line and "events " in line:
-                break
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, err
-    assert "SIGINT: finishing the batch in progress" in err
-    assert "worker stopped after" in err
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == ""
+    lines = [orjson.loads(x) for x in run.stderr.splitlines()]
+    assert all({"time", "level", "logger", "message"} <= set(x) for x in lines)
+    (summary,) = [x["summary"] for x in lines if x["message"] == "run summary"]
+    assert summary["events"] == 201 and summary["predictions"] == 198
+    assert summary["dead_letters"] == {"decode/undecodable": 1, "validate/wrong_type": 2}
+    (partition,) = summary["partitions"]
+    assert partition["next_offset"] == 201 and 0 < partition["running"]["Accuracy"] <= 1
+
+
+@pytest.fixture
+def _signals_restored():
+    # main() installs SIGINT/SIGTERM handlers, as the command does; put pytest's back.
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
+def _produce_cli(settings: Settings, *extra: str) -> int:
+    from streamer.cli import main
+
+    return main(
+        [
+            "produce",
+            "--bootstrap-servers",
+            settings.kafka.bootstrap_servers,
+            "--topic",
+            settings.topics.events,
+            "--dataset",
+            "Phishing",
+            "--limit",
+            "5",
+            *extra,
+        ]
+    )
+
+
+def test_produce_never_lets_the_broker_create_a_missing_topic(
+    make_settings, capsys, _signals_restored
+):
+    settings = make_settings()
+    admin = kafka.make_admin(settings.kafka)
+    assert _produce_cli(settings) == 2
+    err = capsys.readouterr().err
+    assert f"configuration error: --topic: topic {settings.topics.events!r} does not exist" in err
+    assert "--create-topic" in err
+    assert kafka.partition_count(admin, settings.topics.events) == 0
+
+
+def test_produce_creates_the_topic_with_topics_partitions_and_warns_on_another_count(
+    make_settings, capsys, monkeypatch, _signals_restored
+):
+    settings = make_settings()
+    admin = kafka.make_admin(settings.kafka)
+    monkeypatch.setenv("STREAMER_TOPICS__PARTITIONS", "3")
+    assert _produce_cli(settings, "--create-topic") == 0
+    assert kafka.partition_count(admin, settings.topics.events) == 3
+    assert f"created topic {settings.topics.events} with 3 partition(s)" in capsys.readouterr().err
+    assert _produce_cli(settings, "--create-topic", "--partitions", "2") == 0
+    err = capsys.readouterr().err
+    assert "already exists with 3 partition(s): --partitions 2 is ignored" in err
+    assert kafka.partition_count(admin, settings.topics.events) == 3
+    assert len(read_topic(settings.kafka, settings.topics.events, 10)) == 10

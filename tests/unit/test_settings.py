@@ -125,7 +125,11 @@ def test_relative_paths_resolve_against_the_settings_file(tmp_path):
 def test_the_shipped_example_settings_are_valid():
     s = load_settings(ROOT / "deploy" / "streamer.toml", env={})
     assert s.kafka.bootstrap_servers
-    assert s.resolve_path(s.input.avro.schema_file).resolve() == ROOT / "schemas" / "phishing.avsc"
+    # deploy/streamer.toml and schemas/ link to the files the package ships: the relative
+    # schema path works from both places.
+    schema = s.resolve_path(s.input.avro.schema_file).resolve()
+    assert schema == (ROOT / "schemas" / "phishing.avsc").resolve()
+    assert schema == ROOT / "streamer" / "schemas" / "phishing.avsc"
 
 
 def test_digest_changes_with_any_setting():
@@ -238,7 +242,9 @@ def test_environment_values_are_read_as_the_setting_expects():
     assert s.kafka.client == {"sasl.password": '{not-json["', "sasl.username": "[admin]"}
     assert s.kafka.group_id == "[g]"
     assert s.model.params == {"l2": 0.001, "optimizer": "sgd"}
-    assert s.drift.thresholds == {"features": {"psi": (0.1, 0.3)}}
+    # The effective table: what is set, over the defaults.
+    assert s.drift.thresholds["features"]["psi"] == (0.1, 0.3)
+    assert s.drift.thresholds["features"]["js"] == (0.12, 0.15)
     assert s.evaluation.classes == [True, False]
 
 
