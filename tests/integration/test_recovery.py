@@ -14,6 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from streamer import kafka
+from streamer.broker import free_port
 from streamer.decode import JsonEncoder
 from streamer.produce import produce_rows
 from streamer.settings import Settings
@@ -86,6 +89,14 @@ class Proc:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise AssertionError(f"worker did not stop:\n{self.text()[-3000:]}") from None
+
+
+def _http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
 
 
 def _committed(settings: Settings, partitions: int = 1) -> int:
@@ -219,6 +230,9 @@ def test_sigterm_at_20_points_ends_as_if_never_stopped(make_settings, tmp_path):
         # Checkpoints are far apart here: each one was written at the graceful stop.
         assert "restored from the changelog" in proc.text() or start == 0, proc.text()[-2000:]
     final = Proc(settings, tmp_path, **env)
+    # The previous run may have committed the last event already: the final one must still
+    # have its signal handlers in place before it is stopped.
+    wait_for(lambda: "assigned [" in final.text(), timeout=60, what="the worker joins")
     wait_for(lambda: _committed(settings) == n, timeout=120, what="every event committed")
     assert final.stop() == 0
     docs = _predictions(settings, set(reference.predictions))
@@ -293,15 +307,33 @@ def test_a_paused_broker_is_ridden_out(make_settings, tmp_path):
         reference = reference_run(settings, rows, topic=settings.topics.events)
         # A slow pace (small batches, a rate-limited source is not needed: the pause lands
         # mid-stream) keeps batches in flight when the broker stops.
-        proc = Proc(settings, tmp_path, STREAMER_WORKER__BATCH_SIZE="20")
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        proc = Proc(
+            settings,
+            tmp_path,
+            STREAMER_WORKER__BATCH_SIZE="20",
+            STREAMER_PROMETHEUS__PORT=str(port),
+        )
         wait_for(lambda: _committed(settings) >= 1000, timeout=120, what="1000 committed")
+        assert _http_status(base_url + "/readyz") == 200
         assert broker.pid is not None
         os.kill(broker.pid, signal.SIGSTOP)
+        paused = time.monotonic()
         try:
-            time.sleep(40)  # the outage itself is what is being tested
+            # Not ready while the broker does not answer (a load balancer stops sending it
+            # work), but alive: restarting it would not bring the broker back.
+            wait_for(
+                lambda: _http_status(base_url + "/readyz") == 503,
+                timeout=30,
+                what="/readyz 503 during the outage",
+            )
+            time.sleep(max(0.0, 40 - (time.monotonic() - paused)))  # the outage under test
             assert proc.proc.poll() is None, f"worker exited during the pause:\n{proc.text()}"
+            assert _http_status(base_url + "/healthz") == 200
         finally:
             os.kill(broker.pid, signal.SIGCONT)
+        wait_for(lambda: _http_status(base_url + "/readyz") == 200, timeout=120, what="ready again")
         wait_for(lambda: _committed(settings) == n, timeout=180, what="every event committed")
         assert proc.proc.poll() is None, proc.text()[-3000:]
         assert proc.stop() == 0, proc.text()[-3000:]

@@ -198,7 +198,7 @@ def test_a_poisoned_champion_is_replaced_at_the_next_decision_point():
     dead-lettered, and at the next decision point the previous champion (or a fresh model)
     takes over under a new version."""
     settings = _settings(
-        input={"max_abs_value": 1e308} if "max_abs_value" in _settings().input.model_fields else {},
+        input={"max_abs_value": 1e308},
         lifecycle={"retrain_on": []},
     )
     rows = [
