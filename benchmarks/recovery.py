@@ -114,9 +114,16 @@ def recovery(hits: list[bool], clock: list[float], window: int) -> tuple[int | N
 
 
 def run_one(
-    method: str, stream: str, seed: int, preset: str, n: int, window: int, overrides: dict[str, Any]
+    method: str,
+    stream: str,
+    seed: int,
+    preset: str,
+    n: int,
+    window: int,
+    overrides: dict[str, Any],
+    width: int = 1,
 ) -> dict[str, Any]:
-    rows = _rows(stream, seed, n)
+    rows = _rows(stream, seed, n, width)
     promotions = 0
     if method == "lifecycle":
         hits, clock, promotions = _lifecycle_run(preset, rows, overrides)
