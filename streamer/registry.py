@@ -413,6 +413,10 @@ class ModelSubscriber:
         )
         self.topic = settings.topics.model_updates
         self._consumer = kafka.make_reader(settings.kafka, self.topic, from_end=not from_beginning)
+        # Following from the end, the first update of a partition may have begun before the
+        # subscription did (its first chunks before the start; some brokers also place the
+        # end inside the last record batch): incomplete, it is skipped, not refused.
+        self._started: set[int] | None = None if from_beginning else set()
         self.refused: list[Refused] = []
         #: The last good model of each key (``<model>/<topic>/<partition>``).
         self.models: dict[str, Any] = {}
@@ -443,6 +447,13 @@ class ModelSubscriber:
             ):
                 continue
             got = self._assembler.add(key, m.value(), m.headers())  # type: ignore[arg-type]
+            if got is not None and self._started is not None:
+                partition = m.partition() or 0
+                first = partition not in self._started
+                self._started.add(partition)
+                if first and isinstance(got, Refused) and got.reason == "truncated":
+                    log.info("skipped an update that began before this subscriber: %s", got.detail)
+                    continue
             if isinstance(got, Accepted):
                 self.models[got.update.key] = got.model
                 out.append(got)

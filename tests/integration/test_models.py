@@ -192,6 +192,43 @@ def test_tampered_foreign_unsafe_and_older_updates_are_refused(make_settings, tm
     assert not canary.exists()
 
 
+def test_a_subscriber_that_starts_late_follows_whole_updates_only(make_settings):
+    """Following from the end: an update already on the topic is not shown (nor refused, when
+    the start lands inside it, as it does on brokers whose end is the last batch's start); the
+    next whole update is accepted, and a truncated one after it is still refused."""
+    from river import linear_model
+
+    settings = make_settings()
+    Worker(settings).provision_topics()
+    signer = Signer(settings.signing_key() or b"")
+
+    def records(version: int, revision: int) -> list[Any]:
+        update = ModelUpdate(
+            name="m", topic="events", partition=0, version=version, revision=revision
+        )
+        model = linear_model.LogisticRegression()
+        return update_records(update, model, signer=signer, chunk_bytes=128)
+
+    first = records(1, 100)
+    assert len(first) > 3  # chunks, then the manifest, in one batch
+    _publish_raw(settings, first)
+    with ModelSubscriber(settings, from_beginning=False) as sub:
+        accepted: list[Accepted] = []
+        accepted.extend(sub.poll(1.0))  # the start position is resolved
+        _publish_raw(settings, records(2, 10))
+        truncated = records(3, 10)
+        _publish_raw(settings, truncated[1:])  # its first chunk lost
+        wait_for(
+            lambda: accepted.extend(sub.poll(0.5)) or (accepted and sub.refused),
+            timeout=60,
+            what="the next update and the truncated one",
+        )
+        assert [a.update.order for a in accepted] == [(2, 10)]
+        assert [(r.reason, r.update and r.update.order) for r in sub.refused] == [
+            ("truncated", (3, 10))
+        ]
+
+
 def test_the_scoring_service_example_swaps_to_the_promoted_model(make_settings):
     spec = importlib.util.spec_from_file_location(
         "scoring_service", ROOT / "docs" / "examples" / "scoring_service.py"
