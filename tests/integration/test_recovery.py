@@ -340,7 +340,10 @@ def test_a_paused_broker_is_ridden_out(make_settings, tmp_path):
         docs = _predictions(settings, set(reference.predictions))
         _assert_same_predictions(docs, reference)
         key = (settings.topics.events, 0)
-        _assert_same_state(_final_states(settings, [key])[key], reference)
+        try:
+            _assert_same_state(_final_states(settings, [key])[key], reference)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nthe worker's log:\n{proc.text()[-6000:]}") from None
 
 
 def test_bad_checkpoints_are_refused_and_the_worker_still_starts(make_settings, caplog):
