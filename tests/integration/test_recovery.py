@@ -334,6 +334,15 @@ def test_a_paused_broker_is_ridden_out(make_settings, tmp_path):
         finally:
             os.kill(broker.pid, signal.SIGCONT)
         wait_for(lambda: _http_status(base_url + "/readyz") == 200, timeout=120, what="ready again")
+        # Its session expired during the pause: the partition was lost, then assigned to it
+        # again, and it went on with the state it kept in memory (not a new model).
+        wait_for(
+            lambda: "restored from this worker's memory" in proc.text(),
+            timeout=120,
+            what="the partition back, from memory",
+        )
+        log = proc.text()
+        assert log.rindex("assigned [") > log.index("lost ["), log[-3000:]
         wait_for(lambda: _committed(settings) == n, timeout=180, what="every event committed")
         assert proc.proc.poll() is None, proc.text()[-3000:]
         assert proc.stop() == 0, proc.text()[-3000:]
