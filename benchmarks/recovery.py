@@ -11,8 +11,10 @@ it compares:
   the champion's warnings, promotion by McNemar's test, rollback), the champion's predictions.
 
 For each run: the **recovery** is the number of events from the drift point until the accuracy
-over the last ``--window`` events (all after the drift) is back within 2 points of the accuracy
-over the 1,000 events before the drift ("never" if it does not happen by the end); the seconds
+over the last ``--window`` events (all after the drift point) is back within 2 points of the
+accuracy over the 1,000 events before the drift began ("never" if it does not happen by the
+end). The drift point of an abrupt drift is event 5,000; a gradual one (``--width``) begins
+there and its drift point is its centre, where the new concept takes over. The seconds
 are the processing time of those events; the **final accuracy** is the prequential accuracy of
 the whole run. The table gives per method the median recovery (the upper median, a "never"
 counting as longer than any recovery), the runs that never recovered,
@@ -53,7 +55,7 @@ METHODS = ("none", "drc-ddm", "drc-dual", "lifecycle")
 
 def _rows(stream: str, seed: int, n: int, width: int = 1) -> list[dict[str, Any]]:
     # A gradual drift is centred on DRIFT_AT + width / 2: it starts at DRIFT_AT, as the abrupt
-    # one does, and the recovery is counted from there.
+    # one does, and the recovery is counted from its centre (see recovery()).
     position = DRIFT_AT + 1 + (width // 2 if width > 1 else 0)
     data = concept_drift(stream, seed=seed, position=position, width=width, n=n)
     return [
@@ -101,14 +103,17 @@ def _lifecycle_run(
     return hits, clock, promotions
 
 
-def recovery(hits: list[bool], clock: list[float], window: int) -> tuple[int | None, float | None]:
-    """Events and seconds from the drift until the accuracy over the last ``window`` events
-    is within 2 points of the 1,000 events before it; (None, None) if never."""
+def recovery(
+    hits: list[bool], clock: list[float], window: int, width: int = 1
+) -> tuple[int | None, float | None]:
+    """Events and seconds from the drift point until the accuracy over the last ``window``
+    events is within 2 points of the 1,000 events before the drift; (None, None) if never."""
     before = sum(hits[DRIFT_AT - 1000 : DRIFT_AT]) / 1000
-    run = sum(hits[DRIFT_AT : DRIFT_AT + window])
-    for end in range(DRIFT_AT + window, len(hits) + 1):
+    at = DRIFT_AT + (width // 2 if width > 1 else 0)
+    run = sum(hits[at : at + window])
+    for end in range(at + window, len(hits) + 1):
         if run / window >= before - 0.02:
-            return end - DRIFT_AT, clock[end - 1] - clock[DRIFT_AT - 1]
+            return end - at, clock[end - 1] - clock[at - 1]
         if end < len(hits):
             run += hits[end] - hits[end - window]
     return None, None
@@ -135,7 +140,7 @@ def run_one(
         elif method == "drc-dual":
             model = drift.DriftRetrainingClassifier(model, DualADWIN())
         hits, clock = _river_run(model, rows)
-    events, seconds = recovery(hits, clock, window)
+    events, seconds = recovery(hits, clock, window, width)
     return {
         "method": method,
         "stream": stream,
@@ -230,7 +235,9 @@ def main(argv: list[str] | None = None) -> None:
     ]
     print(
         f"# recovery after {'an abrupt' if args.width == 1 else f'a gradual ({args.width:,} events)'}"
-        f" drift from event {DRIFT_AT:,}; {args.events:,} events per run; "
+        f" drift from event {DRIFT_AT:,}"
+        f"{f', centred on {DRIFT_AT + args.width // 2:,}' if args.width > 1 else ''}; "
+        f"{args.events:,} events per run; "
         f"accuracy window {args.window}; {time.strftime('%Y-%m-%d')}, {platform.node()}, "
         f"Python {platform.python_version()}, River {river.__version__}; "
         f"{time.time() - started:.0f} s"

@@ -37,7 +37,7 @@ def test_a_quick_gradual_run_prints_a_summary_that_matches_its_runs() -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     first, *rest = proc.stdout.strip().split("\n\n")
     title, *summary_lines = first.splitlines()
-    assert "a gradual (500 events) drift from event 5,000; 6,000 events per run" in title
+    assert "a gradual (500 events) drift from event 5,000, centred on 5,250; 6,000" in title
     summary = {r["method"]: r for r in _table(summary_lines)}
     (runs_text,) = rest
     runs = _table(runs_text.splitlines())
