@@ -456,7 +456,7 @@ def _stop_on_signals(stop: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from streamer import kafka
-    from streamer.metrics import MetricsServer
+    from streamer.metrics import serve_worker_metrics
     from streamer.summary import summarize
     from streamer.worker import Worker
 
@@ -485,7 +485,7 @@ def _run(args: argparse.Namespace) -> int:
         return supervise(args.workers, argv, base_port=settings.prometheus.port)
     server = None
     if settings.prometheus.port:
-        server = _metrics_server(MetricsServer, worker, settings)
+        server = serve_worker_metrics(worker, settings)
     try:
         worker.run(max_events=args.max_events)
     finally:
@@ -499,32 +499,6 @@ def _run(args: argparse.Namespace) -> int:
         else:
             print("\n".join(["streamer run: summary", *summary.lines()]), flush=True)
     return 0
-
-
-def _metrics_server(cls: Any, worker: Any, settings: Settings) -> Any:
-    health = worker.health
-
-    def live() -> str | None:
-        return None if health.live() else "the worker loop has stopped turning"
-
-    def ready() -> str | None:
-        ok, why = health.ready()
-        return None if ok else str(why)
-
-    try:
-        return cls(
-            worker.metrics.registry,
-            host=settings.prometheus.host,
-            port=settings.prometheus.port,
-            live=live,
-            ready=ready,
-        )
-    except OSError as exc:
-        raise ConfigError(
-            "prometheus.port",
-            f"cannot serve metrics on {settings.prometheus.host}:"
-            f"{settings.prometheus.port}: {exc.strerror} (set another port, or 0 to disable)",
-        ) from exc
 
 
 def _demo(args: argparse.Namespace) -> int:
