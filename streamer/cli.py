@@ -378,7 +378,11 @@ def _models_parser(sub: Any, with_config: Any) -> None:
         sp.add_argument("--bootstrap-servers", help="default kafka.bootstrap_servers")
         sp.add_argument("--topic", help="model-update topic (default topics.model_updates)")
         sp.add_argument("--model", help="only this model name")
-        sp.add_argument("--partition", type=int, help="only this input partition")
+        sp.add_argument(
+            "--partition",
+            type=int,
+            help="only this input partition (each partition has its own model and versions)",
+        )
         if name == "get":
             sp.add_argument("--version", type=int, required=True, help="the model version")
             sp.add_argument("--revision", type=int, help="the revision (default: the newest)")
@@ -456,7 +460,7 @@ def _stop_on_signals(stop: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from streamer import kafka
-    from streamer.metrics import MetricsServer
+    from streamer.metrics import serve_worker_metrics
     from streamer.summary import summarize
     from streamer.worker import Worker
 
@@ -485,7 +489,7 @@ def _run(args: argparse.Namespace) -> int:
         return supervise(args.workers, argv, base_port=settings.prometheus.port)
     server = None
     if settings.prometheus.port:
-        server = _metrics_server(MetricsServer, worker, settings)
+        server = serve_worker_metrics(worker, settings)
     try:
         worker.run(max_events=args.max_events)
     finally:
@@ -499,32 +503,6 @@ def _run(args: argparse.Namespace) -> int:
         else:
             print("\n".join(["streamer run: summary", *summary.lines()]), flush=True)
     return 0
-
-
-def _metrics_server(cls: Any, worker: Any, settings: Settings) -> Any:
-    health = worker.health
-
-    def live() -> str | None:
-        return None if health.live() else "the worker loop has stopped turning"
-
-    def ready() -> str | None:
-        ok, why = health.ready()
-        return None if ok else str(why)
-
-    try:
-        return cls(
-            worker.metrics.registry,
-            host=settings.prometheus.host,
-            port=settings.prometheus.port,
-            live=live,
-            ready=ready,
-        )
-    except OSError as exc:
-        raise ConfigError(
-            "prometheus.port",
-            f"cannot serve metrics on {settings.prometheus.host}:"
-            f"{settings.prometheus.port}: {exc.strerror} (set another port, or 0 to disable)",
-        ) from exc
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -792,13 +770,41 @@ def _models(args: argparse.Namespace) -> int:
     if not found:
         print(f"streamer: no verified update of version {args.version}", file=sys.stderr)
         return 1
-    acc = found[-1]
+    ambiguous = _ambiguous(found, args.version)
+    if ambiguous:
+        print(f"streamer: {ambiguous}", file=sys.stderr)
+        return 2
+    acc = max(found, key=lambda a: a.update.order)  # the newest revision
     print(line(acc.update, "verified"))
     if args.output:
         with open(args.output, "wb") as f:
             pickle.dump(acc.model, f, protocol=5)
         print(f"wrote the model to {args.output}", file=sys.stderr)
     return 0
+
+
+def _ambiguous(found: Sequence[Any], version: int) -> str | None:
+    """Why ``models get`` cannot choose among ``found`` (verified updates of ``version``).
+
+    Every partition's champion has its own versions (each starts at 1), so a version number
+    alone often names several models; picking one of them silently would hand out another
+    partition's model. None when all are revisions of one model.
+    """
+    updates = {a.update.key: a.update for a in found}
+    if len(updates) < 2:
+        return None
+    options = []
+    if len({u.partition for u in updates.values()}) > 1:
+        options.append("--partition N")
+    if len({u.name for u in updates.values()}) > 1:
+        options.append("--model NAME")
+    candidates = ", ".join(
+        f"{key} (--model {u.name} --partition {u.partition})" for key, u in sorted(updates.items())
+    )
+    return (
+        f"version {version} matches {len(updates)} models: {candidates}; choose one with "
+        f"{' and '.join(options) or '--model NAME and --partition N'}"
+    )
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -8,6 +8,9 @@ and closes; the producer stops; the broker stops last.
 
 What it shows:
 
+* **at the start**, once the broker is up: the commands that follow the run from another
+  shell (``/metrics``, ``streamer models watch`` with the demo's signing key, ``streamer
+  report``, kcat), which work only while the demo's broker runs;
 * **live**: on a terminal, a table that updates in place (events, rate, dead letters, drift
   counts, each partition's rolling metrics, concept state and model), with a coloured line
   above it for every drift event; anywhere else (a pipe, a file, CI), plain lines: one status
@@ -15,7 +18,7 @@ What it shows:
 * **at the end**: a summary: events, predictions, dead letters, every drift alarm with its
   offset and how long after the true switch it came (the demo knows where the stream
   switched), the rolling accuracy before, at the lowest point and after each switch, and what
-  to open next;
+  to open next (what still works once the broker has stopped);
 * ``plot``: the rolling accuracy and the drift alarms over the run, in a self-contained HTML
   page (inline SVG) or an SVG file.
 
@@ -54,7 +57,7 @@ from streamer.errors import ConfigError
 from streamer.plot import Mark, Plot
 from streamer.produce import produce_rows, sample_rows
 from streamer.records import DriftEvent
-from streamer.settings import Settings
+from streamer.settings import Settings, TopicSettings
 from streamer.summary import RunSummary, summarize
 from streamer.worker import Worker
 
@@ -357,7 +360,7 @@ class Demo:
 
     def _run(self) -> Worker:
         """Everything up to the stop, in order: worker, producer, then the broker."""
-        from streamer.metrics import Metrics, MetricsServer
+        from streamer.metrics import Metrics, serve_worker_metrics
 
         settings, say = self.settings, self.display.message
         broker: EmbeddedBroker | None = None
@@ -390,13 +393,14 @@ class Demo:
                 )
             self.switches.fresh = settings.topics.events in created
             if settings.prometheus.port:
-                server = MetricsServer(
-                    metrics.registry,
-                    host=settings.prometheus.host,
-                    port=settings.prometheus.port,
-                )
+                # Served as `streamer run` serves it: /healthz, /readyz and streamer_ready
+                # follow the worker's health.
+                server = serve_worker_metrics(worker, settings)
                 self.metrics_url = f"http://localhost:{server.port}/metrics"
                 say(f"metrics: {self.metrics_url}")
+            # Printed now, while the broker is up: none of these works once the demo stops
+            # an embedded broker.
+            say(_steps("follow it from another shell, while the demo runs", self.follow_along()))
             say(
                 f"producing the {self.stream!r} stream, concept switching every "
                 f"{self.drift_every:,} events"
@@ -608,27 +612,72 @@ class Demo:
             f"{self.drift_every:,} events (seed {self.seed})"
         )
 
-    def next_steps(self, plot: str | None) -> list[tuple[str, str]]:
-        t = self.settings.topics
+    def follow_along(self) -> list[tuple[str, str]]:
+        """Commands that follow the run from another shell, while the broker runs.
+
+        ``streamer models`` needs the signing key the demo signs with: the public
+        :data:`DEMO_SIGNING_KEY` unless one is configured (then the user has it).
+        """
+        t, at = self.settings.topics, self.broker_address
+        default = TopicSettings()
         steps = []
         if self.metrics_url:
-            steps.append(("metrics", f"{self.metrics_url} (served while the demo runs)"))
-        outputs = [
-            t.predictions,
-            t.drift_events,
-            getattr(t, "lifecycle_events", ""),
-            t.dead_letters,
-        ]
+            steps.append(("metrics", f"{self.metrics_url} (and /healthz, /readyz)"))
+        outputs = [t.predictions, t.drift_events, t.lifecycle_events, t.dead_letters]
         steps.append(("topics", f"{', '.join(o for o in outputs if o)} (and {t.events})"))
-        steps.append(("read them", f"kcat -C -b {self.broker_address} -t {t.drift_events} -e"))
-        if self.embedded:
-            steps.append(("keep them", "streamer demo --bootstrap-servers HOST:PORT (your Kafka)"))
-        steps.append(("your data", "streamer produce --csv data.csv --create-topic"))
-        steps.append(("", "streamer example-config > streamer.toml; streamer run -c streamer.toml"))
-        steps.append(
-            ("the plot", plot if plot else "streamer demo --events 30000 --plot demo.html")
+        demo_key = self.settings.security.signing_key == DEMO_SIGNING_KEY
+        watch = (
+            (f"STREAMER_SECURITY__SIGNING_KEY={DEMO_SIGNING_KEY} " if demo_key else "")
+            + f"streamer models watch --from-beginning --bootstrap-servers {at}"
+            + (f" --topic {t.model_updates}" if t.model_updates != default.model_updates else "")
+            + ("" if demo_key else "  (with your signing key)")
         )
+        steps.append(("models", watch))
+        steps.append(
+            (
+                "drift",
+                f"streamer report --bootstrap-servers {at}"
+                + (f" --topic {t.drift_events}" if t.drift_events != default.drift_events else "")
+                + " -o drift.html",
+            )
+        )
+        steps.append(("kcat", f"kcat -C -b {at} -t {t.predictions} -o -5 -e"))
+        if self.embedded:
+            steps.append(
+                ("", "(a kcat on librdkafka 2.0.2, Debian 12's, cannot read the embedded broker:")
+            )
+            steps.append(("", ' see "Reading the topics" in the README)'))
         return steps
+
+    def next_steps(self, plot: str | None) -> list[tuple[str, str]]:
+        """What to open after the run: only what still works once the demo has stopped.
+
+        The embedded broker has stopped with the demo, and its topics with it; on a broker
+        of the user's the topics stay, and the commands to read them still work.
+        """
+        steps = [("the plot", plot if plot else "streamer demo --events 30000 --plot demo.html")]
+        if self.embedded:
+            steps.append(
+                ("your Kafka", "streamer demo --bootstrap-servers HOST:PORT (topics stay)")
+            )
+        else:
+            steps += [s for s in self.follow_along() if s[0] != "metrics"]
+        steps += [
+            ("a worker", "streamer example-config > streamer.toml  (set kafka.bootstrap_servers)"),
+            ("", "python3 -c 'import secrets; print(secrets.token_hex(32))' > signing.key"),
+            (
+                "",
+                "STREAMER_SECURITY__SIGNING_KEY_FILE=$PWD/signing.key "
+                "streamer run -c streamer.toml",
+            ),
+            ("your data", "streamer produce -c streamer.toml --csv data.csv --create-topic"),
+        ]
+        return steps
+
+
+def _steps(title: str, steps: Sequence[tuple[str, str]]) -> str:
+    """A titled block of ``name   command`` lines."""
+    return "\n".join([title, *(f"  {k:<11} {v}" for k, v in steps)])
 
 
 def summary_lines(
@@ -640,7 +689,7 @@ def summary_lines(
     steady_rate: float | None = None,
     next_steps: Sequence[tuple[str, str]] = (),
 ) -> list[str]:
-    """The demo's closing summary, at most :data:`WIDTH` columns wide."""
+    """The demo's closing summary (lines are never cut: a pipe or a file keeps them whole)."""
     dead = ", ".join(f"{k} {n:,}" for k, n in sorted(summary.dead_letters.items()))
     rate = f", {steady_rate:,.0f} events/s after start-up" if steady_rate else ""
     out = [
@@ -714,9 +763,8 @@ def summary_lines(
             metrics = "  ".join(f"{k} {v:.4f}" for k, v in part.running.items())
             out.append(f"  p{part.partition}  {metrics}  ·  {part.events:,} events")
     if next_steps:
-        out.append("open next")
-        out.extend(f"  {k:<11} {v}" for k, v in next_steps)
-    return [line[:WIDTH] for line in out]
+        out.extend(_steps("open next", next_steps).splitlines())
+    return out
 
 
 def run_demo(settings: Settings, **options: Any) -> Worker:

@@ -12,7 +12,9 @@ formatter: ``display.event(EventLine("info", "p0 challenger started after a warn
 * :class:`PlainDisplay` (a pipe, a file, CI): one status line a second (and one per
   partition), event lines as they come; no escape codes.
 
-Every line fits in :data:`WIDTH` columns.
+The lines are built to fit in :data:`WIDTH` columns, but none is ever cut where nothing
+requires it: in a pipe or a file every line is whole (a command or an offset cut off helps no
+one). Only the live table is cut, to the terminal's width, because it is redrawn in place.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ __all__ = [
     "number",
 ]
 
-#: Widest line a display prints.
+#: The width the displays' lines are built for (the plain status lines, the table's rule).
 WIDTH = 100
 
 
@@ -210,7 +212,8 @@ class PlainDisplay:
         self.out.flush()
 
     def _write(self, line: str) -> None:
-        print(line[:WIDTH], file=self.out, flush=True)
+        # Never cut: a file or a pipe has no width, and a cut line loses what it ends with.
+        print(line, file=self.out, flush=True)
 
 
 _COLOURS = {
@@ -230,9 +233,11 @@ class LiveDisplay:
     """A table redrawn in place at the bottom of a terminal; event lines scroll above it.
 
     Each redraw moves the cursor back up over the previous table, clears to the end of the
-    screen, prints the new event lines, then the table again. Lines are cut to the terminal's
-    width so that none wraps (a wrapped line would break the count of lines to move up).
-    Colour follows the ``NO_COLOR`` convention.
+    screen, prints the new event lines, then the table again. The table's lines are cut to the
+    terminal's width so that none wraps (a wrapped line would break the count of lines to move
+    up); event, message and log lines print above the table and are never cut (the terminal
+    wraps them), so that a command or an offset they end with stays whole. Colour follows the
+    ``NO_COLOR`` convention.
     """
 
     live = True
@@ -252,7 +257,9 @@ class LiveDisplay:
         return f"{_COLOURS[style]}{text}{_RESET}" if self.colour else text
 
     def _width(self) -> int:
-        return min(shutil.get_terminal_size((WIDTH, 24)).columns - 1, WIDTH)
+        # One column short of the edge: a line that fills the last column wraps on some
+        # terminals.
+        return max(shutil.get_terminal_size((WIDTH, 24)).columns - 1, 1)
 
     def status(self, st: Status, now: float) -> None:
         self._last = now
@@ -260,7 +267,7 @@ class LiveDisplay:
         rate = f"{st.rate:,.0f}/s" if st.rate is not None else "—/s"
         metric_names = list(st.partitions[0].metrics) if st.partitions else []
         lines = [
-            self._c("dim", "─" * width),
+            self._c("dim", "─" * min(width, WIDTH)),
             f" {self._c('bold', f'{st.events:,}')} events  {rate:>9}   "
             f"dead letters {st.dead:,}   drift "
             + self._c("alarm" if st.alarms else "dim", f"alarms {st.alarms}")
@@ -283,11 +290,10 @@ class LiveDisplay:
 
     def event(self, line: EventLine, elapsed: float) -> None:
         tag = self._c(line.level if line.level in _COLOURS else "info", f"{_TAGS[line.level]:<8}")
-        text = f"{self._c('dim', f'[{elapsed:6.1f}s]')} {tag} {line.text}"
-        self._pending.append(_cut(text, self._width()))
+        self._pending.append(f"{self._c('dim', f'[{elapsed:6.1f}s]')} {tag} {line.text}")
 
     def message(self, text: str) -> None:
-        self._pending.extend(_cut(t, self._width()) for t in text.splitlines() or [""])
+        self._pending.extend(text.splitlines() or [""])
         if not self._table:
             self._redraw([])
 

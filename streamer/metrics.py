@@ -47,7 +47,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import numpy as np
@@ -70,6 +70,10 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from streamer.drift.monitor import LEVELS, SIGNALS
+from streamer.errors import ConfigError
+
+if TYPE_CHECKING:
+    from streamer.settings import Settings
 
 __all__ = [
     "CHECKPOINT_RESTORE_SOURCES",
@@ -78,6 +82,7 @@ __all__ = [
     "MODEL_UPDATE_REASONS",
     "Metrics",
     "MetricsServer",
+    "serve_worker_metrics",
 ]
 
 log = logging.getLogger(__name__)
@@ -955,3 +960,46 @@ def _run_check(check: Check | None) -> str | None:
     except Exception as exc:
         log.exception("health check failed")
         return f"check failed: {type(exc).__name__}"
+
+
+class _Served(Protocol):
+    """What :func:`serve_worker_metrics` needs of a worker (a :class:`streamer.worker.Worker`)."""
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    @property
+    def health(self) -> Any: ...
+
+
+def serve_worker_metrics(worker: _Served, settings: Settings) -> MetricsServer:
+    """Serve a worker's ``/metrics``, ``/healthz``, ``/readyz`` and ``streamer_ready``.
+
+    The one way a worker is served, by ``streamer run`` and ``streamer demo`` alike: liveness
+    is the worker loop turning, readiness is the worker's own account (started, broker
+    reachable, outputs delivered), and ``streamer_ready`` mirrors ``/readyz``. A port that
+    cannot be bound is a configuration error naming ``prometheus.port``.
+    """
+    health = worker.health
+
+    def live() -> str | None:
+        return None if health.live() else "the worker loop has stopped turning"
+
+    def ready() -> str | None:
+        ok, why = health.ready()
+        return None if ok else str(why)
+
+    try:
+        return MetricsServer(
+            worker.metrics.registry,
+            host=settings.prometheus.host,
+            port=settings.prometheus.port,
+            live=live,
+            ready=ready,
+        )
+    except OSError as exc:
+        raise ConfigError(
+            "prometheus.port",
+            f"cannot serve metrics on {settings.prometheus.host}:"
+            f"{settings.prometheus.port}: {exc.strerror} (set another port, or 0 to disable)",
+        ) from exc

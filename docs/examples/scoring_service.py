@@ -6,15 +6,21 @@ key, newer version) before it unpickles it with a restricted unpickler, and swap
 serves without a restart. A refused update (unsigned, tampered, signed with another key, older)
 is logged, and the last good model keeps serving.
 
-Run it beside a deployment (same brokers, same signing key)::
+Run it beside a deployment (same brokers, same signing key), here beside ``streamer demo``,
+whose stream has the features ``x1``, ``x2`` and ``noise`` and whose models are signed with the
+demo's public key (a deployment has its own)::
 
-    STREAMER_KAFKA__BOOTSTRAP_SERVERS=localhost:9092 \\
-    STREAMER_SECURITY__SIGNING_KEY=... \\
+    STREAMER_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:PORT \\
+    STREAMER_SECURITY__SIGNING_KEY=streamer-demo-key-not-a-secret \\
     python docs/examples/scoring_service.py --port 8080
 
-    curl -s localhost:8080/predict -d '{"x": {"0": 3.1, "1": 7.4, "2": 1.0}}'
+    curl -s localhost:8080/predict -d '{"x": {"x1": 3.1, "x2": 7.4, "noise": 1.0}}'
     {"prediction": true, "proba": {"false": 0.12, "true": 0.88}, "model": "champion/events/0",
-     "version": 2, "revision": 18000}
+     "version": 2, "revision": 395}
+
+Classes are written as the predictions topic writes them (JSON: ``true``, ``"yes"``, ``3``),
+so a client reads both the same way. A request that is not ``{"x": {feature: value, …}}``
+gets a 400 saying why; before the first model arrives, a 503.
 
 The model of one input partition is served (``--key``, default: the first one seen); keyed
 streams with a model per partition would route each request to its key's model instead.
@@ -33,6 +39,10 @@ from streamer import ModelSubscriber, ModelUpdate
 from streamer.settings import load_settings
 
 log = logging.getLogger("scoring_service")
+
+
+class NoModel(Exception):
+    """No verified model has arrived yet."""
 
 
 class Scorer:
@@ -65,17 +75,19 @@ class Scorer:
             with self._lock:  # the swap: requests see the old model or the new, never half
                 self.model, self.update = accepted.model, update
                 self.swaps += 1
-            log.info("now serving %s v%d (revision %d)", update.key, update.version, update.revision)
+            log.info(
+                "now serving %s v%d (revision %d)", update.key, update.version, update.revision
+            )
 
     def predict(self, x: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             model, update = self.model, self.update
         if model is None or update is None:
-            raise LookupError("no model received yet")
+            raise NoModel("no model received yet")
         if hasattr(model, "predict_proba_one"):
             proba = model.predict_proba_one(x)
             prediction = max(proba, key=proba.get) if proba else None
-            proba = {str(k): v for k, v in proba.items()}
+            proba = {_class_key(k): v for k, v in proba.items()}
         else:
             prediction, proba = model.predict_one(x), None
         return {
@@ -87,18 +99,50 @@ class Scorer:
         }
 
 
+def _class_key(k: Any) -> str:
+    """A class as a JSON object key, as the predictions topic writes it (``True`` -> ``true``)."""
+    if isinstance(k, str):
+        return k
+    if k is None or isinstance(k, (bool, int, float)):
+        return json.dumps(k)
+    return str(k)
+
+
+class BadRequest(ValueError):
+    """A request that is not ``{"x": {feature: value, …}}``."""
+
+
+def features(body: bytes) -> dict[str, Any]:
+    """The features of a request body, or :class:`BadRequest` saying what is wrong."""
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:
+        raise BadRequest(f"the body is not JSON: {exc}") from None
+    if not isinstance(doc, dict) or "x" not in doc:
+        raise BadRequest('expected {"x": {"feature": value, ...}}')
+    x = doc["x"]
+    if not isinstance(x, dict):
+        raise BadRequest(f'"x" must be an object of features, got {type(x).__name__}')
+    for name, value in x.items():
+        if isinstance(value, (dict, list)):
+            raise BadRequest(
+                f"feature {name!r} must be a number, a string, a boolean or null, "
+                f"got {type(value).__name__}"
+            )
+    return x
+
+
 def app(scorer: Scorer) -> Any:
     def wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         if environ.get("PATH_INFO") != "/predict" or environ.get("REQUEST_METHOD") != "POST":
             start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"POST /predict {\"x\": {...}}\n"]
-        size = int(environ.get("CONTENT_LENGTH") or 0)
+            return [b'POST /predict {"x": {...}}\n']
         try:
-            x = json.loads(environ["wsgi.input"].read(size))["x"]
-            body, status = scorer.predict(x), "200 OK"
-        except LookupError as exc:
+            size = int(environ.get("CONTENT_LENGTH") or 0)
+            body, status = scorer.predict(features(environ["wsgi.input"].read(size))), "200 OK"
+        except NoModel as exc:
             body, status = {"error": str(exc)}, "503 Service Unavailable"
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, TypeError, LookupError) as exc:  # BadRequest, or the model refused
             body, status = {"error": f"bad request: {exc}"}, "400 Bad Request"
         start_response(status, [("Content-Type", "application/json")])
         return [json.dumps(body).encode() + b"\n"]

@@ -12,14 +12,17 @@ import subprocess
 import sys
 import termios
 import threading
+import urllib.error
+import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from streamer import kafka
+from streamer.broker import free_port
 from streamer.decode import JsonEncoder
-from streamer.demo import murmur2_partition
+from streamer.demo import DEMO_SIGNING_KEY, murmur2_partition
 from streamer.produce import produce_rows
 from streamer.testing import read_topic, wait_for
 
@@ -189,8 +192,22 @@ def test_the_demo_in_a_pipe_tells_the_story_in_plain_lines_and_a_plot(tmp_path):
     out, err = _demo_in_a_pipe(tmp_path)
     assert "\x1b" not in out  # no escape codes in a pipe
     lines = out.splitlines()
-    assert max(len(line) for line in lines) <= 100
-    assert "embedded broker (Tansu)" in out
+    address = re.search(r"embedded broker \(Tansu\) on (\S+), pid", out)[1]
+    # The commands to follow the run come while the broker is up, before the first status
+    # line, whole (never cut), with the demo's signing key for `streamer models`.
+    follow = lines.index("follow it from another shell, while the demo runs")
+    first_status = next(i for i, line in enumerate(lines) if re.match(r"\[ *\d+\.\ds\] ", line))
+    assert follow < first_status
+    block = "\n".join(lines[follow:first_status])
+    assert (
+        f"STREAMER_SECURITY__SIGNING_KEY={DEMO_SIGNING_KEY} streamer models watch "
+        f"--from-beginning --bootstrap-servers {address}\n" in block
+    )
+    assert f"kcat -C -b {address} -t predictions" in block
+    # The closing hint names only what works once the broker has stopped.
+    closing = out[out.index("\nopen next\n") :]
+    assert address not in closing and "kcat" not in closing
+    assert "STREAMER_SECURITY__SIGNING_KEY_FILE=" in closing
     status = [line for line in lines if re.match(r"\[ *\d+\.\ds\] events ", line)]
     assert "events     4,000" in status[-1] and "dead letters 4" in status[-1]
     assert status[0].split("events", 1)[1].split()[1] == "—/s"  # no rate over start-up
@@ -256,3 +273,74 @@ def test_the_partition_of_a_key_is_what_librdkafka_chooses(make_settings):
     chosen = {m.key().decode(): m.partition() for m in records}
     assert len(set(chosen.values())) == 3
     assert chosen == {r["id"]: murmur2_partition(r["id"].encode(), 3) for r in rows}
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except urllib.error.URLError as exc:  # not serving yet
+        return 0, str(exc.reason)
+
+
+def _ready_metric(base: str) -> float | None:
+    found = re.search(r"^streamer_ready (\S+)$", _get(base + "/metrics")[1], re.MULTILINE)
+    return float(found[1]) if found else None
+
+
+def test_the_demo_serves_readiness_as_run_does(tmp_path):
+    """/readyz and streamer_ready follow the demo worker's health: ready while the broker
+    answers, not ready while it is paused, ready again after."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "demo.out"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamer", "demo", "--port", str(port), "--rate", "1000"],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=_env(),
+        )
+    broker = None
+    try:
+        found = wait_for(
+            lambda: re.search(r"embedded broker \(Tansu\) on \S+, pid (\d+)", log.read_text()),
+            timeout=60,
+            what="the embedded broker",
+        )
+        broker = int(found[1])
+        wait_for(
+            lambda: _get(base + "/readyz") == (200, "ok\n") and _ready_metric(base) == 1.0,
+            timeout=120,
+            what="/readyz 200 and streamer_ready 1",
+        )
+        assert _get(base + "/healthz") == (200, "ok\n")
+        os.kill(broker, signal.SIGSTOP)
+        try:
+            wait_for(
+                lambda: _get(base + "/readyz")[0] == 503 and _ready_metric(base) == 0.0,
+                timeout=60,
+                what="/readyz 503 and streamer_ready 0 while the broker is paused",
+            )
+            status, reason = _get(base + "/readyz")
+            assert status == 503 and "broker" in reason, reason
+            assert _get(base + "/healthz")[0] == 200  # alive: a restart would not help
+        finally:
+            os.kill(broker, signal.SIGCONT)
+        wait_for(
+            lambda: _get(base + "/readyz")[0] == 200 and _ready_metric(base) == 1.0,
+            timeout=120,
+            what="ready again",
+        )
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    assert broker is not None and not _alive(broker)

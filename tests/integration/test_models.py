@@ -8,9 +8,13 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+import urllib.error
+import urllib.request
 import zlib
 from pathlib import Path
 from typing import Any
+from wsgiref.simple_server import make_server
 
 import orjson
 import pytest
@@ -254,7 +258,37 @@ def test_the_scoring_service_example_swaps_to_the_promoted_model(make_settings):
         assert answer["version"] == final.version >= 2
         assert scorer.swaps >= 3  # initial, periodic and promoted models went by
         assert answer["prediction"] in (True, False)
+
+        # Over HTTP: classes as the predictions topic writes them; a bad request is a 400
+        # that says why, not a server error.
+        server = make_server("127.0.0.1", 0, example.app(scorer))
+        serving = threading.Thread(target=server.serve_forever, daemon=True)
+        serving.start()
+        try:
+            url = f"http://127.0.0.1:{server.server_port}/predict"
+            ok = _post(url, b'{"x": {"0": 9.0, "1": 9.0, "2": 0.5}}')
+            bad = _post(url, b'{"x": [1]}')
+            not_json = _post(url, b"x=1")
+        finally:
+            server.shutdown()
+            server.server_close()
     finally:
         scorer.close()
     preds = read_until(settings.kafka, settings.topics.predictions, lambda out: len(out) >= N)
-    assert {orjson.loads(m.value())["version"] for m in preds} == {1, final.version}
+    docs = [orjson.loads(m.value()) for m in preds]
+    assert {d["version"] for d in docs} == {1, final.version}
+    assert ok[0] == 200, ok
+    assert ok[1]["version"] == final.version
+    assert set(ok[1]["proba"]) == set(docs[-1]["proba"]) == {"false", "true"}
+    assert bad[0] == 400 and bad[1]["error"].startswith("bad request: "), bad
+    assert "must be an object of features, got list" in bad[1]["error"]
+    assert not_json[0] == 400 and "not JSON" in not_json[1]["error"], not_json
+
+
+def _post(url: str, body: bytes) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=body, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, orjson.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read())

@@ -28,9 +28,8 @@ import yaml
 
 from streamer import kafka
 from streamer.broker import free_port
-from streamer.cli import _metrics_server
 from streamer.decode import JsonEncoder
-from streamer.metrics import Metrics, MetricsServer
+from streamer.metrics import Metrics, serve_worker_metrics
 from streamer.produce import produce_rows
 from streamer.testing import wait_for
 from streamer.worker import Worker
@@ -187,7 +186,7 @@ def test_every_dashboard_and_alert_query_returns_data(make_settings, prometheus)
     worker = Worker(settings, metrics=metrics)
     worker.provision_topics()
     # Served as `streamer run` serves it: /readyz and streamer_ready follow the worker's health.
-    server = _metrics_server(MetricsServer, worker, settings)
+    server = serve_worker_metrics(worker, settings)
     dead = f"127.0.0.1:{free_port()}"  # a worker that does not answer
     prom = prometheus([f"127.0.0.1:{server.port}", dead], rule_files=[RULES])
     start = time.time()

@@ -3,6 +3,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import logging
+import pickle
 import re
 from pathlib import Path
 
@@ -323,3 +324,47 @@ def test_the_example_settings_list_every_setting_at_its_default():
     # the default.
     for section in ("topics", "fields", "drift", "worker", "checkpoint", "security"):
         assert getattr(example, section) == getattr(defaults, section), section
+
+
+def _registry(*keys: tuple[str, int, int, int]) -> list[object]:
+    from streamer.registry import Accepted, ModelUpdate
+
+    return [
+        Accepted(ModelUpdate(name, "events", partition, version, revision), f"model {partition}")
+        for name, partition, version, revision in keys
+    ]
+
+
+def test_models_get_refuses_a_version_that_several_models_have(capsys, monkeypatch, tmp_path):
+    # Two partitions, each with its own champion and versions: "version 2" names two models.
+    history = _registry(
+        ("champion", 0, 1, 500),
+        ("champion", 0, 2, 900),
+        ("champion", 1, 1, 500),
+        ("champion", 1, 2, 700),
+        ("champion", 1, 2, 2000),
+    )
+    monkeypatch.setattr("streamer.registry.read_registry", lambda settings, **kw: history)
+    args = ["models", "get", "--bootstrap-servers", "k:9092", "--version", "2"]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "version 2 matches 2 models: champion/events/0 (--model champion --partition 0), " in (
+        captured.err
+    )
+    assert "champion/events/1 (--model champion --partition 1); choose one with --partition N" in (
+        captured.err
+    )
+
+    out = tmp_path / "model.pkl"
+    assert main([*args, "--partition", "1", "-o", str(out)]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith("champion/events/1") and "rev 2000" in line  # the newest revision
+    assert pickle.loads(out.read_bytes()) == "model 1"
+    # One model with the version: no choice to make.
+    assert (
+        main(
+            ["models", "get", "--bootstrap-servers", "k:9092", "--version", "1", "--partition", "0"]
+        )
+        == 0
+    )

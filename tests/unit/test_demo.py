@@ -10,7 +10,16 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from streamer.demo import Story, Switches, alternating, murmur2_partition, summary_lines
+from streamer.demo import (
+    DEMO_SIGNING_KEY,
+    Demo,
+    Story,
+    Switches,
+    alternating,
+    demo_settings,
+    murmur2_partition,
+    summary_lines,
+)
 from streamer.display import (
     WIDTH,
     EventLine,
@@ -135,11 +144,14 @@ def _status(events=1500, alarms=1):
     )
 
 
-def test_the_plain_display_writes_plain_lines_that_fit():
+def test_the_plain_display_writes_plain_lines_and_never_cuts_them():
     out = io.StringIO()
     display = PlainDisplay(out)
     display.status(_status(), 1.0)
-    display.event(EventLine("alarm", "p0 @ 10,089  concept  DualADWIN " + "x" * 200), 3.5)
+    long_event = "p0 @ 1,000,000  promoted v18 (mcnemar p=0.0057, +0.053 over 300) " + "x" * 200
+    display.event(EventLine("model", long_event + " · 380 after switch 3"), 3.5)
+    command = "STREAMER_SECURITY__SIGNING_KEY=k streamer models watch " + "-v " * 40 + "--end"
+    display.message(command)
     display.message("worker stopped")
     text = out.getvalue()
     assert "\x1b" not in text
@@ -147,9 +159,33 @@ def test_the_plain_display_writes_plain_lines_that_fit():
     assert lines[0].startswith("[   3.5s] events     1,500   2,000/s  dead letters 1")
     assert "drift alarms 1 warnings 2 cleared 1" in lines[0]
     assert "p1 rolling Accuracy 0.800  F1 0.700  LogLoss 0.500 · concept drift" in lines[2]
-    assert lines[3].startswith("[   3.5s] ALARM    p0 @ 10,089")
+    assert max(len(line) for line in lines[:3]) <= WIDTH  # the status lines are built to fit
+    # A pipe or a file has no width: what a line ends with is kept.
+    assert lines[3] == f"[   3.5s] model    {long_event} · 380 after switch 3"
+    assert lines[4] == command
     assert lines[-1] == "worker stopped"
-    assert max(len(line) for line in lines) <= WIDTH
+
+
+def test_the_live_display_cuts_only_its_table_to_the_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("TERM", "xterm")
+    out = _Terminal()
+    display = make_display(out)
+    display.status(_status(1500), 1.0)
+    event = "p0 @ 10,400  promoted v2 (mcnemar p=0.0057, +0.053 over 300) · 400 after switch 1"
+    display.event(EventLine("model", event), 2.0)
+    command = "STREAMER_SECURITY__SIGNING_KEY=k streamer models watch --bootstrap-servers h:1"
+    display.message(command)
+    display.status(_status(3000), 2.0)
+    display.close()
+    lines = ANSI.sub("", out.getvalue()).splitlines()
+    # Event and message lines scroll above the table, whole (the terminal wraps them)...
+    assert f"[   2.0s] model    {event}" in lines and command in lines
+    # ...the table, redrawn in place, must not wrap: cut to the terminal's width, not to 100.
+    table = lines[lines.index(command) + 1 :]
+    assert table and all(len(line) <= 59 for line in table)
+    assert any(len(line) == 59 for line in table)
 
 
 class _Terminal(io.StringIO):
@@ -296,6 +332,50 @@ def test_the_summary_says_when_switch_offsets_are_unknown():
     lines = summary_lines(summary, story, Switches(1000, 1, fresh=False), load_settings(env={}))
     assert any("offsets of the switches are unknown" in line for line in lines)
     assert not any("after switch" in line for line in lines)
+
+
+def _demo(env, *, embedded=True, address="127.0.0.1:41234", **settings):
+    demo = Demo(load_settings(env=env, overrides=settings or None), out=io.StringIO())
+    demo.settings = demo_settings(demo.settings, address)
+    demo.broker_address, demo.embedded = address, embedded
+    demo.metrics_url = "http://localhost:8000/metrics"
+    return demo
+
+
+def test_the_commands_to_follow_the_demo_carry_its_broker_and_signing_key():
+    steps = dict(_demo({}).follow_along())
+    # `streamer models` verifies every update: it needs the key the demo signs with.
+    assert steps["models"] == (
+        f"STREAMER_SECURITY__SIGNING_KEY={DEMO_SIGNING_KEY} streamer models watch "
+        "--from-beginning --bootstrap-servers 127.0.0.1:41234"
+    )
+    assert steps["drift"] == "streamer report --bootstrap-servers 127.0.0.1:41234 -o drift.html"
+    assert steps["kcat"].startswith("kcat -C -b 127.0.0.1:41234 -t predictions ")
+    assert steps["metrics"].startswith("http://localhost:8000/metrics")
+    # A key of the user's is not printed; topics of the user's are passed on.
+    own = dict(
+        _demo(
+            {"STREAMER_SECURITY__SIGNING_KEY": "a-key-of-my-own-0123456789"},
+            topics={"model_updates": "m-u", "drift_events": "d-e"},
+        ).follow_along()
+    )
+    assert "a-key-of-my-own" not in str(own) and "SIGNING_KEY" not in own["models"]
+    assert "--topic m-u" in own["models"] and "(with your signing key)" in own["models"]
+    assert "--topic d-e" in own["drift"]
+
+
+def test_the_closing_hint_names_only_what_works_after_the_run():
+    closing = _demo({}).next_steps("demo.html")
+    text = "\n".join(f"{k} {v}" for k, v in closing)
+    # The embedded broker has stopped: nothing that reads it.
+    assert "127.0.0.1:41234" not in text and "kcat" not in text and "metrics" not in text
+    assert ("the plot", "demo.html") in closing
+    # Running it on your own Kafka, with the signing key `run` needs.
+    assert "signing.key" in text and "STREAMER_SECURITY__SIGNING_KEY_FILE=" in text
+    assert "streamer run -c streamer.toml" in text
+    # On a broker of the user's the topics stay: the commands that read them still work.
+    kept = dict(_demo({}, embedded=False).next_steps(None))
+    assert "--bootstrap-servers 127.0.0.1:41234" in kept["models"] and "metrics" not in kept
 
 
 # -- the plot ---------------------------------------------------------------------------------
