@@ -838,6 +838,21 @@ class Metrics:
         self._child(self.checkpoint_bytes, topic, partition).set(size)
         self._child(self.checkpoint_time, topic, partition).set(at)
 
+    def declare_failures(
+        self,
+        *,
+        checkpoint: Iterable[str] = (),
+        model: str | None = None,
+        model_update: Iterable[str] = (),
+    ) -> None:
+        """Start the failure counters at 0 for every reason known in advance: a dashboard
+        shows 0 rather than no data, and ``increase()`` sees the first failure."""
+        for reason in checkpoint:
+            self.checkpoint_failures.labels(reason)
+        if model is not None:
+            for reason in model_update:
+                self.model_update_failures.labels(model, reason)
+
     def checkpoint_failed(self, reason: str) -> None:
         """A checkpoint could not be written (``reason``: a short fixed word, not a message)."""
         self.checkpoint_failures.labels(reason).inc()

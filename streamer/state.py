@@ -73,6 +73,7 @@ from streamer.validate import Admitted
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "REFUSAL_REASONS",
     "PartitionState",
     "Restored",
     "Restorer",
@@ -88,6 +89,17 @@ log = logging.getLogger(__name__)
 
 #: Version of the checkpoint layout; a restore refuses others.
 CHECKPOINT_FORMAT = 1
+#: Why a restore refuses a checkpoint (the ``reason`` of :attr:`Restorer.refused`).
+REFUSAL_REASONS = (
+    "format",
+    "unsigned",
+    "foreign_key",
+    "truncated",
+    "bad_signature",
+    "bad_hash",
+    "settings_changed",
+    "unpickle",
+)
 _KIND = "streamer.checkpoint"
 _KIND_HEADER = "streamer.kind"
 _ID_HEADER = "streamer.checkpoint.id"

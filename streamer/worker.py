@@ -46,7 +46,7 @@ from streamer.records import DriftEvent, Record
 from streamer.registry import MODEL_UPDATE_SCHEMA, ModelUpdate, update_records
 from streamer.settings import Settings
 from streamer.signing import Signer, dumps, loads
-from streamer.state import PartitionState, checkpoint_records, restore_all
+from streamer.state import REFUSAL_REASONS, PartitionState, checkpoint_records, restore_all
 
 __all__ = ["Worker"]
 
@@ -176,6 +176,11 @@ class Worker:
         self.recent_decisions: deque[Decision] = deque(maxlen=50)
         self._published_at: dict[TopicPartition, float] = {}
         self._publishing = s.models.publish and self.signer is not None
+        self.metrics.declare_failures(
+            checkpoint=("write", *REFUSAL_REASONS) if self.checkpoints else (),
+            model=s.model.name if self._publishing else None,
+            model_update=("too_large", "pickle"),
+        )
         self.settings_hash = s.digest()
         self._manifest_encoder = (
             AvroEncoder(MODEL_UPDATE_SCHEMA).encode if s.output.format == "avro" else None

@@ -42,17 +42,8 @@ ROOT = Path(__file__).parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
 
-#: Metrics without data in this run: nothing fails here (no checkpoint or model update is
-#: refused; their reasons are the worker's to create at 0). Queries over them must parse
-#: but need not return data. Once one has data, this test fails until it is taken off this
-#: list, and from then on every query over it must return data like the others.
-PENDING = (
-    "streamer_checkpoint_failures_total",
-    "streamer_model_update_failures_total",
-)
-
 #: Alerts the run drives into their condition: their expression must return data as shipped.
-#: The others (growing lag and no events take many minutes; checkpoints are pending) are
+#: The others (growing lag and no events take many minutes; no checkpoint fails here) are
 #: evaluated with their thresholds relaxed, which still checks every metric, label and join.
 CONDITIONS_MET = {
     "StreamerConceptDrift",
@@ -162,10 +153,6 @@ def _has_data(result: list[dict[str, Any]]) -> bool:
     return False
 
 
-def _pending(expr: str) -> list[str]:
-    return [m for m in PENDING if m in expr]
-
-
 def test_every_dashboard_and_alert_query_returns_data(make_settings, prometheus):
     if shutil.which("promtool") is None:
         missing_tool("promtool is not installed (scripts/test installs prometheus as root)")
@@ -242,19 +229,11 @@ def test_every_dashboard_and_alert_query_returns_data(make_settings, prometheus)
         )
         assert lint.returncode == 0, lint.stdout + lint.stderr
 
-        # Metrics still pending are not exported with data yet (else: take them off PENDING).
-        for name in PENDING:
-            series = name + "_count" if name.endswith("_seconds") else name
-            result = prom.query(f"sum({series})")
-            assert not result or float(result[0]["value"][1]) == 0, (
-                f"{name} has data now: take it off PENDING in {__file__}"
-            )
-
         missing = []
         for where, expr, instant in dashboard_queries():
             q = grafana(expr, topic)
             result = prom.query(q, time=str(end)) if instant else prom.query_range(q, start, end)
-            if not _pending(q) and not _has_data(result):
+            if not _has_data(result):
                 missing.append(f"{where}: {q}")
         for where, selector, label in variable_queries():
             values = prom.get(
@@ -266,9 +245,6 @@ def test_every_dashboard_and_alert_query_returns_data(make_settings, prometheus)
                 missing.append(f"{where}: {label} values {values}, want {want}")
         for rule in alert_rules():
             q = grafana(rule["expr"], topic)
-            if _pending(q):
-                prom.query_range(q, start, end)  # must parse
-                continue
             checked = q if rule["alert"] in CONDITIONS_MET else relaxed(q)
             if not _has_data(prom.query_range(checked, start, end)):
                 missing.append(f"alert {rule['alert']}: {checked}")

@@ -504,3 +504,52 @@ def test_drift_levels_come_back_with_a_partition_that_comes_back():
         "statistic": "psi",
     }
     assert reg.get_sample_value("streamer_drift_level", labels) == 2
+
+
+@pytest.mark.parametrize("checkpoints", [True, False])
+def test_failure_counters_start_at_zero_for_every_known_reason(checkpoints):
+    from streamer.settings import load_settings
+    from streamer.state import REFUSAL_REASONS
+    from streamer.worker import Worker
+
+    reg = CollectorRegistry()
+    settings = load_settings(
+        env={},
+        overrides={
+            "checkpoint": {"enabled": checkpoints},
+            "models": {"publish": checkpoints},
+            "security": {"signing_key": "k" * 32},
+        },
+    )
+    Worker(settings, metrics=Metrics(reg, process=False))
+    samples = _samples(reg)
+    checkpoint = {
+        dict(labels)["reason"]: v
+        for (name, labels), v in samples.items()
+        if name == "streamer_checkpoint_failures_total"
+    }
+    updates = {
+        (dict(labels)["model"], dict(labels)["reason"]): v
+        for (name, labels), v in samples.items()
+        if name == "streamer_model_update_failures_total"
+    }
+    if checkpoints:
+        assert checkpoint == dict.fromkeys(["write", *REFUSAL_REASONS], 0.0)
+        assert updates == {
+            (settings.model.name, "too_large"): 0.0,
+            (settings.model.name, "pickle"): 0.0,
+        }
+    else:
+        assert checkpoint == {} and updates == {}
+
+
+def test_every_refusal_reason_of_a_restore_is_declared():
+    """Restorer's reasons are the ones the failure counter starts at 0 (read from its code:
+    a new reason added there must be added to REFUSAL_REASONS)."""
+    import inspect
+    import re
+
+    from streamer import state
+
+    used = set(re.findall(r'_refuse\(\s*"([a-z_]+)"', inspect.getsource(state)))
+    assert used == set(state.REFUSAL_REASONS)
