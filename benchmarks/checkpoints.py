@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import river
-from confluent_kafka import Consumer, TopicPartition
 
 from streamer import kafka
 from streamer.broker import FAST_GROUP_SETTINGS, EmbeddedBroker
@@ -40,7 +39,7 @@ from streamer.settings import Settings, load_settings
 from streamer.signing import Signer, dumps
 from streamer.state import Restorer, checkpoint_records
 from streamer.synth import concept_drift
-from streamer.testing import json_records, settings_env
+from streamer.testing import committed_count, json_records, settings_env
 from streamer.worker import Worker
 
 ROOT = Path(__file__).parents[1]
@@ -106,19 +105,6 @@ def checkpoint_costs(sizes: list[int], repeat: int) -> list[dict[str, Any]]:
     return out
 
 
-def _committed(settings: Settings, partitions: int) -> int:
-    c = Consumer(
-        {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": settings.kafka.group_id}
-    )
-    try:
-        tps = c.committed(
-            [TopicPartition(settings.topics.events, p) for p in range(partitions)], timeout=10
-        )
-    finally:
-        c.close()
-    return sum(max(tp.offset, 0) for tp in tps)
-
-
 def _settings(bootstrap: str, tag: str, partitions: int = 1, **sections: Any) -> Settings:
     data: dict[str, Any] = {
         "kafka": {
@@ -163,10 +149,10 @@ def _timed_run(settings: Settings, n: int, *, workers: int = 1) -> float:
     )
     parts = settings.topics.partitions
     try:
-        while _committed(settings, parts) == 0:
+        while committed_count(settings, parts) == 0:
             time.sleep(0.05)
-        first, started = _committed(settings, parts), time.monotonic()
-        while _committed(settings, parts) < n:
+        first, started = committed_count(settings, parts), time.monotonic()
+        while committed_count(settings, parts) < n:
             time.sleep(0.05)
         seconds = time.monotonic() - started
     finally:

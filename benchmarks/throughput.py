@@ -6,8 +6,9 @@ Hoeffding tree:
 
 * **throughput** of every variant (see ``throughput_variants.py``): the bare River loop (with
   streamer's ``DualADWIN``, and River's ``ADWIN`` for reference), a minimal hand-written
-  confluent-kafka loop, streamer's worker in workloads (a) minimal, (b) defaults and
-  (c) defaults + a shadow challenger + checkpoints, Bytewax and Quix Streams; each as a ratio to
+  confluent-kafka loop, streamer's worker in workloads (a) minimal, (b0) the defaults without
+  the lifecycle, checkpoints and model updates, (b) defaults and (c) defaults + a permanent
+  shadow challenger, Bytewax and Quix Streams; each as a ratio to
   the bare loop, with CPU-seconds per million events;
 * **latency** at a fixed rate: per-event processing latency and end-to-end latency (produced
   to prediction read by a downstream consumer), p50 / p99 / p99.9;

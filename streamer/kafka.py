@@ -874,6 +874,20 @@ def committed(
         raise BrokerError(f"cannot read committed offsets: {exc}") from exc
 
 
+def group_committed(
+    kafka: KafkaSettings, topic: str, partitions: Iterable[int], timeout: float = 10.0
+) -> dict[int, int]:
+    """The committed next offset of ``topic``'s ``partitions`` for ``kafka.group_id``, read by
+    a consumer that does not join the group; -1001 where none."""
+    conf = {**_base(kafka), "group.id": kafka.group_id, "enable.auto.commit": False}
+    consumer: Consumer = _checked(Consumer, conf, "consumer")
+    try:
+        got = committed(consumer, [(topic, p) for p in partitions], timeout)
+    finally:
+        consumer.close()
+    return {p: offset for (_, p), offset in got.items()}
+
+
 def watermarks(consumer: Consumer, topic: str, partition: int) -> tuple[int, int] | None:
     """Low and high watermark from the consumer's cached fetch state, or None if unknown."""
     try:

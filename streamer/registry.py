@@ -43,11 +43,9 @@ Examples
 from __future__ import annotations
 
 import logging
-import platform
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from typing import Any
 
 import orjson
@@ -64,6 +62,7 @@ from streamer.signing import (
     loads,
     sha256,
 )
+from streamer.state import library_versions
 
 __all__ = [
     "MODEL_UPDATE_SCHEMA",
@@ -133,19 +132,6 @@ class ModelUpdate:
         return {"kind": _KIND, "format": _FORMAT, **doc}
 
 
-def _versions() -> dict[str, str]:
-    from streamer._version import __version__
-
-    # streamer's distribution is streamer-drift: its version comes from there.
-    out = {"python": platform.python_version(), "streamer": __version__}
-    for dist in ("river", "numpy"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "unknown"
-    return out
-
-
 def update_records(
     update: ModelUpdate,
     model: Any,
@@ -182,7 +168,7 @@ def update_records(
     )
     update.created_at = update.created_at or time.time()
     update.model_class = update.model_class or _describe(model)
-    update.versions = update.versions or _versions()
+    update.versions = update.versions or library_versions()
     update.payload_bytes = len(payload)
     update.payload_sha256 = sha256(payload)
     update.chunks = len(records)

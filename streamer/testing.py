@@ -323,6 +323,15 @@ def hinted_rows(
     return rows
 
 
+def committed_count(settings: Any, partitions: int = 1) -> int:
+    """How many events of the events topic's first ``partitions`` partitions the worker's group
+    has committed (the sum of the committed offsets)."""
+    from streamer import kafka
+
+    got = kafka.group_committed(settings.kafka, settings.topics.events, range(partitions))
+    return sum(max(offset, 0) for offset in got.values())
+
+
 def read_committed_values(bootstrap: str, topic: str, partition: int = 0) -> list[bytes | None]:
     """The values of ``topic[partition]`` that belong to committed transactions (or to no
     transaction), read with Kafka's own rule: a transactional record counts once the

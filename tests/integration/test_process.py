@@ -12,14 +12,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from streamer import kafka
 from streamer.decode import JsonEncoder
 from streamer.produce import produce_rows
 from streamer.settings import Settings
 from streamer.synth import concept_drift
-from streamer.testing import read_topic, read_until, wait_for
+from streamer.testing import committed_count, read_topic, read_until, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -59,19 +58,6 @@ def _streamer(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def _committed(settings: Settings, partitions: int = 1) -> int:
-    c = Consumer(
-        {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": settings.kafka.group_id}
-    )
-    try:
-        tps = c.committed(
-            [TopicPartition(settings.topics.events, p) for p in range(partitions)], timeout=10
-        )
-    finally:
-        c.close()
-    return sum(max(tp.offset, 0) for tp in tps)
-
-
 def _produce_stream(settings: Settings, n: int) -> list[str]:
     sink = kafka.KafkaSink(kafka.make_producer(settings.kafka))
     rows = [
@@ -100,14 +86,14 @@ def test_sigterm_finishes_the_batch_commits_and_exits_cleanly(make_settings):
     _produce_stream(settings, n)
     proc = _streamer("run", env=_env(settings, STREAMER_WORKER__BATCH_SIZE="100"))
     try:
-        wait_for(lambda: _committed(settings) > 0, timeout=60, what="a first commit")
+        wait_for(lambda: committed_count(settings) > 0, timeout=60, what="a first commit")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 0, err
     assert "SIGTERM" in err
-    done = _committed(settings)
+    done = committed_count(settings)
     assert 0 < done < n, "stopped before the end of the topic"
     assert f"worker stopped after {done} records" in err
     # The summary of the run, on stdout, also after a signal.
@@ -127,17 +113,17 @@ def test_a_killed_worker_loses_no_event(make_settings):
     env = _env(settings, STREAMER_WORKER__BATCH_SIZE="50")
     first = _streamer("run", env=env)
     try:
-        wait_for(lambda: _committed(settings) >= 1000, timeout=60, what="1000 committed")
+        wait_for(lambda: committed_count(settings) >= 1000, timeout=60, what="1000 committed")
     finally:
         first.kill()
         first.communicate(timeout=30)
     assert first.returncode == -signal.SIGKILL
-    killed_at = _committed(settings)
+    killed_at = committed_count(settings)
     assert killed_at < n
 
     second = _streamer("run", env=env)
     try:
-        wait_for(lambda: _committed(settings) == n, timeout=120, what="all committed")
+        wait_for(lambda: committed_count(settings) == n, timeout=120, what="all committed")
     finally:
         second.send_signal(signal.SIGTERM)
         _, err = second.communicate(timeout=60)
@@ -293,9 +279,9 @@ def test_two_workers_share_the_partitions_of_one_group(make_settings):
     env = _env(settings, STREAMER_WORKER__BATCH_SIZE="100")
     workers = [_streamer("run", "--log-level", "INFO", env=env) for _ in range(2)]
     try:
-        wait_for(lambda: _committed(settings, 3) == n, timeout=60, what="all committed")
+        wait_for(lambda: committed_count(settings, 3) == n, timeout=60, what="all committed")
     except TimeoutError as exc:
-        raise AssertionError(f"committed {_committed(settings, 3)} of {n}") from exc
+        raise AssertionError(f"committed {committed_count(settings, 3)} of {n}") from exc
     finally:
         for w in workers:
             w.send_signal(signal.SIGTERM)

@@ -21,7 +21,6 @@ from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from streamer import kafka
 from streamer.broker import free_port
@@ -32,6 +31,7 @@ from streamer.signing import Signer
 from streamer.state import restore_all
 from streamer.synth import concept_drift
 from streamer.testing import (
+    committed_count,
     read_committed_values,
     read_until,
     reference_run,
@@ -99,25 +99,12 @@ def _http_status(url: str) -> int:
         return int(exc.code)
 
 
-def _committed(settings: Settings, partitions: int = 1) -> int:
-    c = Consumer(
-        {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": settings.kafka.group_id}
-    )
-    try:
-        tps = c.committed(
-            [TopicPartition(settings.topics.events, p) for p in range(partitions)], timeout=10
-        )
-    finally:
-        c.close()
-    return sum(max(tp.offset, 0) for tp in tps)
-
-
 def _advance(settings: Settings, proc: Proc, more: int, *, end: int) -> None:
     """Wait until ``more`` events beyond the committed offset are committed (at most up to
     ``end - 1``), or the process exits."""
-    target = min(_committed(settings) + more, end - 1)
+    target = min(committed_count(settings) + more, end - 1)
     wait_for(
-        lambda: _committed(settings) >= target or proc.proc.poll() is not None,
+        lambda: committed_count(settings) >= target or proc.proc.poll() is not None,
         timeout=120,
         what=f"offset {target} committed",
     )
@@ -194,7 +181,7 @@ def test_killed_at_20_random_points_ends_as_if_never_killed(make_settings, tmp_p
         kills += 1
         restored_from_changelog += "restored from the changelog" in proc.text()
     final = Proc(settings, tmp_path, **env)
-    wait_for(lambda: _committed(settings) == n, timeout=180, what="every event committed")
+    wait_for(lambda: committed_count(settings) == n, timeout=180, what="every event committed")
     assert final.stop() == 0, final.text()[-3000:]
     assert restored_from_changelog >= 10  # the kills did not all land before a checkpoint
 
@@ -222,7 +209,7 @@ def test_sigterm_at_20_points_ends_as_if_never_stopped(make_settings, tmp_path):
     env = {"STREAMER_WORKER__BATCH_SIZE": "40"}
     for _ in range(20):
         proc = Proc(settings, tmp_path, PYTHONHASHSEED=str(rng.randrange(2**32)), **env)
-        start = _committed(settings)
+        start = committed_count(settings)
         # Stopped once it has joined (its signal handlers are in place by then).
         wait_for(lambda p=proc: "assigned [" in p.text(), timeout=60, what="the worker joins")
         _advance(settings, proc, rng.randrange(50, 350), end=n)
@@ -233,7 +220,7 @@ def test_sigterm_at_20_points_ends_as_if_never_stopped(make_settings, tmp_path):
     # The previous run may have committed the last event already: the final one must still
     # have its signal handlers in place before it is stopped.
     wait_for(lambda: "assigned [" in final.text(), timeout=60, what="the worker joins")
-    wait_for(lambda: _committed(settings) == n, timeout=120, what="every event committed")
+    wait_for(lambda: committed_count(settings) == n, timeout=120, what="every event committed")
     assert final.stop() == 0
     docs = _predictions(settings, set(reference.predictions))
     _assert_same_predictions(docs, reference)
@@ -268,12 +255,14 @@ def test_partitions_keep_their_models_across_a_rebalance(make_settings, tmp_path
     }
     env = {"STREAMER_WORKER__BATCH_SIZE": "50"}
     first = Proc(settings, tmp_path, **env)
-    wait_for(lambda: _committed(settings, 4) >= n // 4, timeout=120, what="a quarter committed")
+    wait_for(
+        lambda: committed_count(settings, 4) >= n // 4, timeout=120, what="a quarter committed"
+    )
     second = Proc(settings, tmp_path, **env)
     wait_for(lambda: "assigned [(" in second.text(), timeout=60, what="the second worker joins")
-    wait_for(lambda: _committed(settings, 4) >= n // 2, timeout=120, what="half committed")
+    wait_for(lambda: committed_count(settings, 4) >= n // 2, timeout=120, what="half committed")
     first.stop(signal.SIGKILL)
-    wait_for(lambda: _committed(settings, 4) == n, timeout=180, what="every event committed")
+    wait_for(lambda: committed_count(settings, 4) == n, timeout=180, what="every event committed")
     assert second.stop() == 0, second.text()[-3000:]
     assert "restored from the changelog" in second.text()
 
@@ -315,7 +304,7 @@ def test_a_paused_broker_is_ridden_out(make_settings, tmp_path):
             STREAMER_WORKER__BATCH_SIZE="20",
             STREAMER_PROMETHEUS__PORT=str(port),
         )
-        wait_for(lambda: _committed(settings) >= 1000, timeout=120, what="1000 committed")
+        wait_for(lambda: committed_count(settings) >= 1000, timeout=120, what="1000 committed")
         assert _http_status(base_url + "/readyz") == 200
         assert broker.pid is not None
         os.kill(broker.pid, signal.SIGSTOP)
@@ -343,7 +332,7 @@ def test_a_paused_broker_is_ridden_out(make_settings, tmp_path):
         )
         log = proc.text()
         assert log.rindex("assigned [") > log.index("lost ["), log[-3000:]
-        wait_for(lambda: _committed(settings) == n, timeout=180, what="every event committed")
+        wait_for(lambda: committed_count(settings) == n, timeout=180, what="every event committed")
         assert proc.proc.poll() is None, proc.text()[-3000:]
         assert proc.stop() == 0, proc.text()[-3000:]
         docs = _predictions(settings, set(reference.predictions))
@@ -431,7 +420,7 @@ def test_exactly_once_outputs_survive_kills_without_duplicates(make_settings, tm
         assert proc.proc.poll() is None, proc.text()[-3000:]
         proc.stop(signal.SIGKILL)
     final = Proc(settings, tmp_path, **env)
-    wait_for(lambda: _committed(settings) == n, timeout=180, what="every event committed")
+    wait_for(lambda: committed_count(settings) == n, timeout=180, what="every event committed")
     assert final.stop() == 0, final.text()[-3000:]
     # Kafka's read_committed rule, applied to the raw log: Tansu 0.6's fetch responses never
     # list aborted transactions, so its own read_committed consumers show aborted records.
@@ -514,7 +503,9 @@ def test_workers_n_runs_n_processes_in_the_group_with_a_metrics_port_each(make_s
         return float(line.split()[1]) if line else None
 
     try:
-        wait_for(lambda: _committed(settings, 2) == n, timeout=120, what="every event committed")
+        wait_for(
+            lambda: committed_count(settings, 2) == n, timeout=120, what="every event committed"
+        )
         wait_for(
             lambda: assigned(base) == 1.0 and assigned(base + 1) == 1.0,
             timeout=60,
