@@ -468,6 +468,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError("--workers", f"needs at least 1 worker, got {args.workers}")
     worker = Worker(settings, instance=args.worker_index)
+    # librdkafka's verdict on the client properties before any connection: a bad property
+    # is a configuration error now, not after waiting for a cluster.
+    for warning in kafka.check_configs(settings.kafka):
+        log.warning("%s", warning)
     _stop_on_signals(worker.stop)
     # An unreachable cluster is one clear line per attempt until it answers (or SIGTERM).
     if not kafka.wait_for_cluster(settings.kafka, should_stop=lambda: worker.stopping):

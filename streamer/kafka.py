@@ -257,6 +257,8 @@ def check_configs(kafka: KafkaSettings) -> list[str]:
     logger.propagate = False
     logger.handlers = [captured]
     for section, conf, cls in (
+        # The shared [kafka.client] properties first, so that an error there names them.
+        ("client", _base(probe), Producer),
         ("consumer", consumer_config(probe), Consumer),
         ("producer", producer_config(probe), Producer),
     ):

@@ -244,6 +244,35 @@ def test_check_config_refuses_what_librdkafka_refuses_without_connecting(capsys,
     assert "sometimes" in err
 
 
+def test_check_config_names_the_client_section_for_a_bad_shared_property(capsys, monkeypatch):
+    monkeypatch.setenv("STREAMER_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("STREAMER_KAFKA__CLIENT__SECURITY_PROTOCOL", "bogus")
+    assert main(["check-config"]) == 2
+    err = capsys.readouterr().err
+    assert "configuration error: kafka.client: librdkafka refused" in err
+    assert "bogus" in err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "section"),
+    [
+        ("STREAMER_KAFKA__CONSUMER__NO_SUCH_PROP", "1", "kafka.consumer"),
+        ("STREAMER_KAFKA__PRODUCER__ACKS", "sometimes", "kafka.producer"),
+    ],
+)
+def test_run_refuses_a_bad_client_property_before_waiting_for_a_cluster(
+    capsys, monkeypatch, variable, value, section
+):
+    # Nothing listens on port 1: without the check, run would retry the connection forever.
+    monkeypatch.setenv("STREAMER_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("STREAMER_SECURITY__SIGNING_KEY", "k" * 32)
+    monkeypatch.setenv(variable, value)
+    assert main(["run", "--max-events", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"configuration error: {section}: librdkafka refused" in err
+    assert "unreachable" not in err
+
+
 def test_check_config_passes_on_librdkafka_warnings(capsys, monkeypatch):
     monkeypatch.setenv("STREAMER_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
     monkeypatch.setenv("STREAMER_KAFKA__CLIENT__SASL_MECHANISM", "PLAIN")
